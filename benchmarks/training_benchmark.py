@@ -1,0 +1,151 @@
+#!/usr/bin/env python
+"""Training benchmark: the lecture recipe vs the helpers defaults vs a quadratic ridge baseline, and force training.
+
+Run from the repository root (uses the shipped data in data/, or HDNNP_DATA_DIR)::
+
+    python benchmarks/training_benchmark.py                       # prints a Markdown report
+    python benchmarks/training_benchmark.py --out benchmarks/RESULTS_training.md --force
+
+Rows (same manifest split, test set never used for any choice):
+
+1. lecture recipe: one tanh network n_features-20-20-1 on raw descriptors, per-atom MSE, Adam 1e-3, batch 100 frames,
+   ``--lecture-epochs`` epochs (the lecture used 5000);
+2. helpers defaults, energies only: 32×32 SiLU, PCA whitening, reference energies, Adam 1e-2 with cosine decay,
+   early stopping on the validation split;
+3. quadratic ridge regression on per-frame mean features and their pairwise products (α chosen on validation);
+4. helpers defaults with forces (descriptor Jacobians from the torch ACSF, force weight 0.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from helpers.data import find_data_dir, load_dataset, load_lecture_arrays, load_manifest, load_split  # noqa: E402
+from helpers.descriptors import ACSFSettings  # noqa: E402
+from helpers.training import TrainConfig, build_model, dataset_from_arrays, dataset_from_frames, evaluate, train  # noqa: E402,E501
+
+
+def quadratic_ridge(desc: np.ndarray, label: np.ndarray, split: dict) -> tuple[float, float]:
+    """Test RMSE (meV/atom) and fit time (s) of ridge regression on mean features and mean pairwise products."""
+    t0 = time.perf_counter()
+    n_feat = desc.shape[2]
+    train_atoms = desc[split["train"]].reshape(-1, n_feat).astype(np.float64)
+    mu, sd = train_atoms.mean(0), train_atoms.std(0).clip(1e-12)
+    iu = np.triu_indices(n_feat)
+
+    def feats(idx: np.ndarray) -> np.ndarray:
+        g = (desc[idx].astype(np.float64) - mu) / sd
+        pairs = np.einsum("fai,faj->faij", g, g)[..., iu[0], iu[1]]
+        return np.concatenate([g.mean(1), pairs.mean(1), np.ones((len(idx), 1))], axis=1)
+
+    x, y = feats(split["train"]), label[split["train"]].astype(np.float64)
+    xv, yv = feats(split["validation"]), label[split["validation"]]
+    best = None
+    for alpha in (1e-8, 1e-6, 1e-4, 1e-2, 1.0):
+        w = np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ y)
+        val = float(np.sqrt(np.mean((xv @ w - yv) ** 2)))
+        if best is None or val < best[0]:
+            best = (val, w)
+    seconds = time.perf_counter() - t0
+    rmse = 1000 * float(np.sqrt(np.mean((feats(split["test"]) @ best[1] - label[split["test"]]) ** 2)))
+    return rmse, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lecture-epochs", type=int, default=5000)
+    parser.add_argument("--epochs", type=int, default=TrainConfig().epochs, help="epochs of the helpers runs")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-forces", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="also write the report to this Markdown file")
+    parser.add_argument("--force", action="store_true", help="overwrite --out")
+    args = parser.parse_args(argv)
+    if args.out is not None and args.out.exists() and not args.force:
+        parser.error(f"{args.out} exists; pass --force to overwrite it.")
+    torch.set_num_threads(args.threads)
+
+    desc, label = load_lecture_arrays()
+    split = load_split()
+    arrays = dataset_from_arrays(desc, label)
+    tr, va, te = (arrays.subset(split[k]) for k in ("train", "validation", "test"))
+    rows = []
+
+    torch.manual_seed(0)
+    lecture = build_model(tr, hidden=(20, 20), activation="tanh")
+    cfg = TrainConfig(epochs=args.lecture_epochs, batch_size=100, learning_rate=1e-3, lr_schedule="none",
+                      input_scaling="none", reference_energies=False, patience=None, force_weight=0.0,
+                      eval_every=args.lecture_epochs)
+    h = train(lecture, tr, None, cfg, progress=True)
+    lecture_rmse, lecture_s = evaluate(lecture, te)["energy_rmse_mev_per_atom"], h.train_seconds
+    rows.append((f"lecture recipe ({desc.shape[2]}-20-20-1 tanh, raw inputs, Adam 1e-3, batch 100, "
+                 f"{args.lecture_epochs} epochs)", lecture_rmse, None, lecture_s))
+
+    torch.manual_seed(0)
+    ours = build_model(tr, hidden=(32, 32))
+    cfg = TrainConfig(epochs=args.epochs, batch_size=max(tr.n_frames, 1) if tr.n_frames < 64 else 32,
+                      force_weight=0.0, eval_every=5)
+    h = train(ours, tr, va, cfg, progress=True)
+    ours_rmse, ours_s = evaluate(ours, te)["energy_rmse_mev_per_atom"], h.train_seconds
+    rows.append((f"helpers defaults, energies only (32×32 SiLU, whitening, ref. energies, cosine 1e-2, early stop; "
+                 f"{len(h.epoch)} epochs)", ours_rmse, None, ours_s))
+
+    ridge_rmse, ridge_s = quadratic_ridge(desc, label, split)
+    rows.append(("quadratic ridge baseline", ridge_rmse, None, ridge_s))
+
+    if not args.skip_forces:
+        frames = load_dataset()
+        settings = ACSFSettings.from_dict(load_manifest()["descriptor"])
+        t0 = time.perf_counter()
+        full = dataset_from_frames(frames, settings, with_forces=True)
+        jac_s = time.perf_counter() - t0
+        ftr, fva, fte = (full.subset(split[k]) for k in ("train", "validation", "test"))
+        torch.manual_seed(0)
+        fmodel = build_model(ftr, hidden=(32, 32))
+        cfg = TrainConfig(epochs=args.epochs, batch_size=ftr.n_frames if ftr.n_frames < 64 else 32, eval_every=5)
+        h = train(fmodel, ftr, fva, cfg, progress=True)
+        m = evaluate(fmodel, fte)
+        rows.append((f"helpers defaults, energies + forces (force weight 0.1; {len(h.epoch)} epochs; descriptors + "
+                     f"Jacobians {jac_s:.1f} s not included)", m["energy_rmse_mev_per_atom"],
+                     m["force_rmse_mev_per_a"], h.train_seconds))
+
+    manifest = load_manifest()
+    lines = [
+        "# Training benchmark results",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.processor() or platform.machine()}"
+        f" ({torch.get_num_threads()} torch threads), torch {torch.__version__}, data "
+        f"`{find_data_dir()}` ({manifest.get('name')}, {manifest.get('n_frames')} frames, labels: "
+        f"{manifest.get('labels', manifest.get('dft', {}).get('code', '?'))}).",
+        f"Split from the manifest: {len(split['train'])} train / {len(split['validation'])} validation / "
+        f"{len(split['test'])} test frames (trajectories kept together).",
+        "",
+        "Command: `python benchmarks/training_benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        + "`",
+        "",
+        "| recipe | test energy RMSE (meV/atom) | test force RMSE (meV/Å) | training time (s) |",
+        "|---|---|---|---|",
+    ]
+    for name, e, f, s in rows:
+        lines.append(f"| {name} | {e:.2f} | {'–' if f is None else f'{f:.0f}'} | {s:.1f} |")
+    lines += ["", f"Lecture recipe / helpers defaults (energies only): RMSE ratio {lecture_rmse / ours_rmse:.1f}×, "
+              f"time ratio {lecture_s / max(ours_s, 1e-9):.1f}× (targets: ≥ 5× lower RMSE in ≤ 1/10 of the time)."]
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.out is not None:
+        args.out.write_text(report, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""An ASE calculator for a trained HDNNP: energy, atomic energies, forces and stress, with extrapolation warnings.
+
+Forces and stress are exact derivatives of the model energy, taken by automatic differentiation through the
+differentiable symmetry functions (:class:`helpers.descriptors.TorchACSF`):
+
+* forces  F_i = −∂E/∂R_i;
+* stress  σ = (1/V) ∂E/∂ε, the derivative with respect to a symmetric strain ε applied to the cell and the positions
+  (R → R(1+ε), cell → cell(1+ε)), in ASE's convention and Voigt order (xx, yy, zz, yz, xz, xy), eV/Å³. A cell under
+  compression has negative stress; the pressure is −trace(σ)/3.
+
+The descriptor and the networks are evaluated in float64 so that MD conserves energy. The neighbour list is built
+with a skin (r_cut + ``skin``) and reused until an atom has moved more than ``skin``/2 or the cell, the periodicity or
+the atoms change: molecular dynamics then pays for a new list only every few tens of steps.
+
+Usage::
+
+    from helpers.calculator import HDNNPCalculator
+    atoms.calc = HDNNPCalculator("model.pt")          # or HDNNPCalculator(model) for an HDNNP in memory
+    atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from helpers.descriptors import ACSFSettings, TorchACSF, neighbour_pairs
+from helpers.model import HDNNP, load_model
+
+__all__ = ["ExtrapolationWarning", "HDNNPCalculator"]
+
+
+class ExtrapolationWarning(UserWarning):
+    """Atoms whose descriptors lie outside the range seen in training: the prediction there is not trustworthy."""
+
+
+class HDNNPCalculator(Calculator):
+    """ASE calculator for :class:`helpers.model.HDNNP` models that carry their ACSF settings (``model.descriptor``).
+
+    Args:
+        model: an :class:`~helpers.model.HDNNP` (copied; the original is not changed) or the path of a model file
+            written by :func:`helpers.model.save_model`.
+        skin: neighbour-list skin in Å (the list holds pairs up to r_cut + skin and is reused while every atom
+            has moved less than skin/2). 0 rebuilds the list at every call.
+        extrapolation: what to do when atoms fall outside the training range of the descriptors
+            (``model.extrapolation_mask``): ``"warn"`` (an :class:`ExtrapolationWarning`), ``"raise"``
+            (a ``ValueError``) or ``"ignore"``. The count is always in ``calc.results["extrapolation"]`` and the
+            atom indices in ``calc.results["extrapolating_atoms"]``.
+        extrapolation_tolerance: widen the training range by this fraction of its width before flagging.
+        max_warnings: at most this many extrapolation warnings per calculator (an MD run would otherwise print one
+            per step); the counts keep being recorded in ``results``.
+        dtype: floating-point type of the descriptor and network evaluation (float64 by default).
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    default_parameters: dict[str, Any] = {}
+
+    def __init__(
+        self,
+        model: HDNNP | str | os.PathLike,
+        *,
+        skin: float = 1.0,
+        extrapolation: str = "warn",
+        extrapolation_tolerance: float = 0.0,
+        max_warnings: int = 5,
+        dtype: torch.dtype = torch.float64,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(model, (str, os.PathLike)):
+            model = load_model(model)
+        if not isinstance(model, HDNNP):
+            raise TypeError(f"HDNNPCalculator needs an HDNNP or the path of a model file, got {type(model).__name__}.")
+        if not model.descriptor:
+            raise ValueError(
+                "This model carries no descriptor settings (model.descriptor is None), so the calculator cannot "
+                "rebuild its symmetry functions. Build the model with descriptor=settings.to_dict() "
+                "(models trained on precomputed arrays only, e.g. SOAP, cannot drive a calculator)."
+            )
+        if extrapolation not in ("warn", "raise", "ignore"):
+            raise ValueError(f"extrapolation must be 'warn', 'raise' or 'ignore', got {extrapolation!r}.")
+        if skin < 0:
+            raise ValueError(f"skin must be >= 0 Å, got {skin}.")
+        self.model: HDNNP = copy.deepcopy(model).to(device="cpu", dtype=dtype).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.settings = ACSFSettings.from_dict(self.model.descriptor)
+        if self.settings.n_features != self.model.n_features:
+            raise ValueError(
+                f"The model expects {self.model.n_features} features but its descriptor settings give "
+                f"{self.settings.n_features}; the model file is inconsistent."
+            )
+        self.acsf = TorchACSF(self.settings, dtype=dtype)
+        self.dtype = dtype
+        self.skin = float(skin)
+        self.extrapolation = extrapolation
+        self.extrapolation_tolerance = float(extrapolation_tolerance)
+        self.max_warnings = int(max_warnings)
+        self.n_extrapolation_warnings = 0
+        self._nl: dict[str, Any] | None = None
+        self.n_neighbour_list_builds = 0
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def elements(self) -> list[str]:
+        """Chemical symbols the model knows."""
+        return list(self.model.elements)
+
+    def _species(self, atoms: Atoms) -> torch.Tensor:
+        symbols = atoms.get_chemical_symbols()
+        unknown = sorted(set(symbols) - set(self.model.elements))
+        if unknown:
+            raise ValueError(
+                f"The structure contains {', '.join(unknown)}, but this model only knows {self.model.elements}. "
+                "An HDNNP has one atomic network per element and cannot predict elements it was not trained on; "
+                "use a model trained on data that contain these elements."
+            )
+        return self.model.species_index(symbols)
+
+    def _pairs(self, atoms: Atoms, positions: np.ndarray, cell: np.ndarray) -> dict[str, torch.Tensor]:
+        """Neighbour pairs within r_cut, from a list with skin that is rebuilt only when needed."""
+        r_cut = float(self.settings.r_cut)
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        numbers = atoms.get_atomic_numbers()
+        nl = self._nl
+        rebuild = (
+            nl is None
+            or self.skin == 0.0
+            or nl["numbers"].shape != numbers.shape
+            or not np.array_equal(nl["numbers"], numbers)
+            or not np.array_equal(nl["pbc"], pbc)
+            or not np.allclose(nl["cell"], cell, rtol=0.0, atol=1e-12)
+            or float(np.max(np.linalg.norm(positions - nl["positions"], axis=1), initial=0.0)) > 0.5 * self.skin
+        )
+        if rebuild:
+            pairs = neighbour_pairs(positions, cell, pbc, r_cut + self.skin)
+            i = torch.as_tensor(pairs["i"], dtype=torch.long)
+            j = torch.as_tensor(pairs["j"], dtype=torch.long)
+            shifts = torch.as_tensor(np.asarray(pairs["shifts"]), dtype=self.dtype).reshape(-1, 3)
+            self._nl = nl = {"numbers": numbers.copy(), "pbc": pbc.copy(), "cell": cell.copy(),
+                             "positions": positions.copy(), "i": i, "j": j, "shifts": shifts}
+            self.n_neighbour_list_builds += 1
+        if self.skin == 0.0:
+            return {"i": nl["i"], "j": nl["j"], "shifts": nl["shifts"]}
+        pos = torch.as_tensor(positions, dtype=self.dtype)
+        vec = pos[nl["j"]] - pos[nl["i"]] + nl["shifts"] @ torch.as_tensor(cell, dtype=self.dtype)
+        keep = (vec * vec).sum(1) < r_cut * r_cut
+        return {"i": nl["i"][keep], "j": nl["j"][keep], "shifts": nl["shifts"][keep]}
+
+    # ------------------------------------------------------------------ ASE interface
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: list[str] | None = None,
+        system_changes: list[str] = all_changes,
+    ) -> None:
+        """Compute energy, atomic energies, forces and (for fully periodic cells) stress in one pass."""
+        properties = properties or ["energy"]
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        if len(atoms) == 0:
+            raise ValueError("HDNNPCalculator: the structure has no atoms.")
+        species = self._species(atoms)
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        periodic = bool(pbc.all())
+        want_stress = "stress" in properties
+        if want_stress and not periodic:
+            raise PropertyNotImplementedError(
+                "Stress needs a cell that is periodic in all three directions (the volume is undefined otherwise)."
+            )
+        positions_np = atoms.get_positions()
+        cell_np = np.asarray(atoms.cell[:], dtype=float)
+        if np.any(pbc) and abs(np.linalg.det(cell_np)) < 1e-9:
+            raise ValueError("HDNNPCalculator: the structure is periodic but its cell has zero volume; set a cell.")
+        pairs = self._pairs(atoms, positions_np, cell_np)
+
+        positions = torch.as_tensor(positions_np, dtype=self.dtype).requires_grad_(True)
+        cell = torch.as_tensor(cell_np, dtype=self.dtype)
+        strain = torch.zeros(3, 3, dtype=self.dtype, requires_grad=periodic)
+        if periodic:
+            sym = 0.5 * (strain + strain.T)
+            deform = torch.eye(3, dtype=self.dtype) + sym
+            pos_in, cell_in = positions @ deform, cell @ deform
+        else:
+            pos_in, cell_in = positions, cell
+        numbers = torch.as_tensor(atoms.get_atomic_numbers(), dtype=torch.long)
+        with torch.enable_grad():
+            g = self.acsf(pos_in, numbers, cell_in, torch.as_tensor(pbc), pairs=pairs)
+            e_atoms = self.model.atomic_energies(g, species)
+            energy = e_atoms.sum()
+            inputs = [positions, strain] if periodic else [positions]
+            grads = torch.autograd.grad(energy, inputs)
+
+        forces = -grads[0].detach().numpy()
+        e = float(energy.detach())
+        self.results = {
+            "energy": e,
+            "free_energy": e,
+            "energies": e_atoms.detach().numpy().copy(),
+            "forces": forces,
+        }
+        if periodic:
+            virial = grads[1].detach().numpy()
+            virial = 0.5 * (virial + virial.T)
+            self.results["stress"] = full_3x3_to_voigt_6_stress(virial / atoms.get_volume())
+
+        mask = self.model.extrapolation_mask(g.detach(), species, tolerance=self.extrapolation_tolerance)
+        flagged = np.flatnonzero(mask.numpy())
+        self.results["extrapolation"] = int(flagged.size)
+        self.results["extrapolating_atoms"] = flagged
+        if flagged.size and self.extrapolation != "ignore":
+            message = (
+                f"{flagged.size} of {len(atoms)} atoms have symmetry functions outside the range seen in training "
+                f"(first indices: {flagged[:8].tolist()}). The model extrapolates here and its energy and forces are "
+                "not trustworthy; add such structures to the training data."
+            )
+            if self.extrapolation == "raise":
+                raise ValueError(message)
+            if self.n_extrapolation_warnings < self.max_warnings:
+                self.n_extrapolation_warnings += 1
+                if self.n_extrapolation_warnings == self.max_warnings:
+                    message += " (Further extrapolation warnings of this calculator are suppressed.)"
+                warnings.warn(message, ExtrapolationWarning, stacklevel=2)

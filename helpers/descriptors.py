@@ -1,0 +1,738 @@
+"""Atomic-environment descriptors: ACSF presets, dscribe wrappers (ACSF, SOAP) and a differentiable ACSF in PyTorch.
+
+Conventions (identical to dscribe 2.x, checked against its C++ source ``dscribe/ext/acsf.cpp``):
+
+* species are sorted by atomic number; features of a centre atom i are laid out as
+  ``[G1, G2_1 .. G2_n] for each neighbour species`` followed by ``[G4_1 .. G4_m] for each unordered species pair``
+  (pair (a, b) with a ≥ b in species order has block index a(a+1)/2 + b, i.e. (0,0), (1,0), (1,1), ...);
+* cutoff function f_c(r) = ½ (cos(π r / r_cut) + 1) for r ≤ r_cut, 0 beyond;
+* G1_i = Σ_j f_c(r_ij);  G2_i = Σ_j exp(-η (r_ij − R_s)²) f_c(r_ij)  (η in Å⁻², R_s in Å);
+* G4_i = Σ_{j<k} 2 (½ (1 + λ cos θ_ijk))^ζ · exp(-η (r_ij² + r_ik² + r_jk²)) f_c(r_ij) f_c(r_ik) f_c(r_jk)
+  (unordered neighbour pairs, so this is half of the "all j ≠ k" form with the usual 2^(1−ζ) prefactor);
+* periodic images count as neighbours (also images of atom i itself), so cells smaller than r_cut are fine.
+
+Units: Å for lengths, Å⁻² for η, descriptors are dimensionless. Everything is float64 unless stated.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.data import atomic_numbers as _ASE_ATOMIC_NUMBERS
+from ase.data import chemical_symbols as _ASE_SYMBOLS
+from ase.neighborlist import primitive_neighbor_list
+
+__all__ = [
+    "ACSFSettings",
+    "LECTURE_ACSF",
+    "TUNED_ACSF",
+    "SOAP_DEFAULTS",
+    "compute_acsf",
+    "lecture_arrays",
+    "compute_soap",
+    "neighbour_pairs",
+    "triplets_from_pairs",
+    "TorchACSF",
+    "descriptors_and_jacobian",
+    "descriptors_and_jacobians",
+    "cutoff_function",
+]
+
+_MANIFEST_KEYS = {"type", "library", "species", "r_cut", "g2_params", "g4_params", "n_features"}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Settings and presets
+# ----------------------------------------------------------------------------------------------------------------------
+def _symbol_to_number(symbol: str) -> int:
+    if symbol not in _ASE_ATOMIC_NUMBERS or symbol == "X":
+        raise ValueError(f"Unknown chemical symbol {symbol!r}: expected an element symbol such as 'Si' or 'O'.")
+    return int(_ASE_ATOMIC_NUMBERS[symbol])
+
+
+@dataclass(frozen=True)
+class ACSFSettings:
+    """Hyperparameters of an atom-centred symmetry function (ACSF / 原子中心対称関数) descriptor.
+
+    Attributes:
+        species: chemical symbols; stored sorted by atomic number (dscribe's order), duplicates removed.
+        r_cut: cutoff radius in Å (> 0).
+        g2_params: ((η Å⁻², R_s Å), ...) radial terms.
+        g4_params: ((η Å⁻², ζ, λ), ...) angular terms, λ ∈ {+1, −1}, ζ ≥ 1.
+    """
+
+    species: tuple[str, ...]
+    r_cut: float
+    g2_params: tuple[tuple[float, float], ...] = ()
+    g4_params: tuple[tuple[float, float, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        species = self.species
+        if isinstance(species, str):
+            species = (species,)
+        species = tuple(str(s) for s in species)
+        if not species:
+            raise ValueError("ACSFSettings.species is empty: give at least one element, e.g. species=('Si',).")
+        numbers = sorted({_symbol_to_number(s) for s in species})
+        object.__setattr__(self, "species", tuple(_ASE_SYMBOLS[z] for z in numbers))
+
+        try:
+            r_cut = float(self.r_cut)
+        except (TypeError, ValueError):
+            raise ValueError(f"r_cut must be a number in Å, got {self.r_cut!r}.") from None
+        if not math.isfinite(r_cut) or r_cut <= 0:
+            raise ValueError(f"r_cut must be a finite positive distance in Å (e.g. 6.0), got {self.r_cut!r}.")
+        object.__setattr__(self, "r_cut", r_cut)
+
+        g2 = tuple(tuple(float(x) for x in p) for p in self.g2_params)
+        for p in g2:
+            if len(p) != 2:
+                raise ValueError(f"each g2_params entry must be (eta, R_s), got {p!r}.")
+            if not all(math.isfinite(x) for x in p) or p[0] < 0:
+                raise ValueError(f"G2 parameters need finite eta ≥ 0 (Å⁻²) and finite R_s (Å), got {p!r}.")
+        g4 = tuple(tuple(float(x) for x in p) for p in self.g4_params)
+        for p in g4:
+            if len(p) != 3:
+                raise ValueError(f"each g4_params entry must be (eta, zeta, lambda), got {p!r}.")
+            eta, zeta, lam = p
+            if not all(math.isfinite(x) for x in p) or eta < 0 or zeta < 1 or lam not in (1.0, -1.0):
+                raise ValueError(
+                    f"G4 parameters need eta ≥ 0 (Å⁻²), zeta ≥ 1 and lambda = +1 or -1, got {p!r}."
+                )
+        object.__setattr__(self, "g2_params", g2)
+        object.__setattr__(self, "g4_params", g4)
+
+    # -- sizes ---------------------------------------------------------------------------------------------------------
+    @property
+    def atomic_numbers(self) -> tuple[int, ...]:
+        """Atomic numbers of ``species`` (ascending)."""
+        return tuple(_symbol_to_number(s) for s in self.species)
+
+    @property
+    def n_species(self) -> int:
+        return len(self.species)
+
+    @property
+    def n_species_pairs(self) -> int:
+        return self.n_species * (self.n_species + 1) // 2
+
+    @property
+    def n_radial(self) -> int:
+        """Radial features per neighbour species (G1 + the G2 terms)."""
+        return 1 + len(self.g2_params)
+
+    @property
+    def n_features(self) -> int:
+        """Number of features per atom, counted as dscribe does (G1 first)."""
+        return self.n_radial * self.n_species + len(self.g4_params) * self.n_species_pairs
+
+    def feature_labels(self) -> list[str]:
+        """A human-readable name for each feature column, in dscribe's order."""
+        labels = []
+        for s in self.species:
+            labels.append(f"G1[{s}]")
+            labels += [f"G2[{s}](eta={e:g},Rs={rs:g})" for e, rs in self.g2_params]
+        for a in range(self.n_species):
+            for b in range(a + 1):
+                pair = f"{self.species[b]}-{self.species[a]}"
+                labels += [f"G4[{pair}](eta={e:g},zeta={z:g},lambda={lam:+g})" for e, z, lam in self.g4_params]
+        return labels
+
+    # -- (de)serialisation ---------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form, identical in layout to ``manifest.json["descriptor"]``."""
+        return {
+            "type": "acsf",
+            "library": "dscribe",
+            "species": list(self.species),
+            "r_cut": self.r_cut,
+            "g2_params": [list(p) for p in self.g2_params],
+            "g4_params": [list(p) for p in self.g4_params],
+            "n_features": self.n_features,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ACSFSettings:
+        """Inverse of :meth:`to_dict`; checks the keys, the type and the feature count."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"expected a dict like manifest['descriptor'], got {type(d).__name__}.")
+        missing = {"species", "r_cut", "g2_params", "g4_params"} - set(d)
+        if missing:
+            raise ValueError(
+                f"descriptor dict lacks keys {sorted(missing)}; expected keys {sorted(_MANIFEST_KEYS)} "
+                "(as written by ACSFSettings.to_dict())."
+            )
+        if d.get("type", "acsf") != "acsf":
+            raise ValueError(f"descriptor type is {d.get('type')!r}; only 'acsf' can be turned into ACSFSettings.")
+        settings = cls(
+            species=tuple(d["species"]),
+            r_cut=d["r_cut"],
+            g2_params=tuple(tuple(p) for p in d["g2_params"]),
+            g4_params=tuple(tuple(p) for p in d["g4_params"]),
+        )
+        if "n_features" in d and int(d["n_features"]) != settings.n_features:
+            raise ValueError(
+                f"descriptor dict says n_features={d['n_features']} but its parameters give {settings.n_features} "
+                "(G1 + G2 per species, G4 per species pair): the dict is inconsistent."
+            )
+        return settings
+
+    def to_dscribe(self, periodic: bool = True):
+        """A ``dscribe.descriptors.ACSF`` with these settings (``periodic`` only matters for frames with pbc)."""
+        from dscribe.descriptors import ACSF
+
+        return ACSF(
+            species=list(self.species),
+            r_cut=self.r_cut,
+            g2_params=[list(p) for p in self.g2_params] or None,
+            g4_params=[list(p) for p in self.g4_params] or None,
+            periodic=periodic,
+        )
+
+
+#: The lecture's first preset: 11 features per Si atom (G1, 6 unshifted G2, 4 G4).
+LECTURE_ACSF = ACSFSettings(
+    species=("Si",),
+    r_cut=7.0,
+    g2_params=tuple((eta, 0.0) for eta in (0.025, 0.05, 0.1, 0.2, 0.4, 0.8)),
+    g4_params=((0.1, 1.0, 1.0), (0.1, 1.0, -1.0), (0.1, 4.0, 1.0), (0.1, 4.0, -1.0)),
+)
+
+#: The tuned preset shipped in data/desc.npy: 33 features (G1, 16 shifted G2, 16 G4).
+TUNED_ACSF = ACSFSettings(
+    species=("Si",),
+    r_cut=6.0,
+    g2_params=tuple((eta, rs) for eta in (0.1, 0.5) for rs in (2.2, 2.4, 2.6, 3.0, 3.4, 3.6, 4.0, 4.4)),
+    g4_params=tuple(
+        (eta, zeta, lam) for eta in (0.0, 0.1) for zeta in (1.0, 2.0, 4.0, 16.0) for lam in (1.0, -1.0)
+    ),
+)
+
+#: SOAP parameters used in the notebooks (r_cut Å, sigma Å).
+SOAP_DEFAULTS: dict[str, Any] = {"r_cut": 6.0, "n_max": 6, "l_max": 4, "sigma": 0.5}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Input checks
+# ----------------------------------------------------------------------------------------------------------------------
+def _as_frames(frames: Atoms | Iterable[Atoms]) -> list[Atoms]:
+    if isinstance(frames, Atoms):
+        return [frames]
+    frames = list(frames)
+    for k, a in enumerate(frames):
+        if not isinstance(a, Atoms):
+            raise ValueError(f"frame {k} is a {type(a).__name__}, expected ase.Atoms.")
+    return frames
+
+
+def _check_numbers(numbers: np.ndarray, species: Sequence[str], where: str = "") -> None:
+    allowed = {_symbol_to_number(s) for s in species}
+    unknown = sorted(set(int(z) for z in np.unique(numbers)) - allowed)
+    if unknown:
+        names = [_ASE_SYMBOLS[z] if 0 < z < len(_ASE_SYMBOLS) else str(z) for z in unknown]
+        raise ValueError(
+            f"{where}element(s) {names} not in the descriptor's species {list(species)}: "
+            "add them to ACSFSettings.species (and retrain any model using these descriptors)."
+        )
+
+
+def _check_geometry(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, where: str = "") -> None:
+    if positions.ndim != 2 or positions.shape[1] != 3:
+        raise ValueError(f"{where}positions must have shape (n_atoms, 3) in Å, got {positions.shape}.")
+    if not np.all(np.isfinite(positions)):
+        bad = np.unique(np.nonzero(~np.isfinite(positions))[0])
+        raise ValueError(f"{where}positions contain NaN or inf (atoms {bad[:10].tolist()}): fix the structure.")
+    if cell.shape != (3, 3) or not np.all(np.isfinite(cell)):
+        raise ValueError(f"{where}cell must be a finite 3×3 matrix in Å, got {cell!r}.")
+    if pbc.any():
+        periodic_vectors = cell[pbc]
+        if np.linalg.matrix_rank(periodic_vectors, tol=1e-8) < int(pbc.sum()):
+            raise ValueError(
+                f"{where}the cell has zero volume along its periodic directions (pbc={pbc.tolist()}, "
+                f"cell={cell.tolist()}): set a proper cell (atoms.set_cell) or use pbc=False for a molecule/cluster."
+            )
+
+
+def _pbc3(pbc: Any) -> np.ndarray:
+    arr = np.asarray(pbc.detach().cpu() if isinstance(pbc, torch.Tensor) else pbc, dtype=bool)
+    if arr.ndim == 0:
+        arr = np.repeat(arr, 3)
+    if arr.shape != (3,):
+        raise ValueError(f"pbc must be a bool or three bools, got {pbc!r}.")
+    return arr
+
+
+def _numpy(x: Any, dtype=np.float64) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# dscribe wrappers
+# ----------------------------------------------------------------------------------------------------------------------
+def compute_acsf(
+    frames: Atoms | Iterable[Atoms], settings: ACSFSettings = TUNED_ACSF, n_jobs: int = 1
+) -> list[np.ndarray]:
+    """dscribe ACSF of every frame: a list of float64 arrays (n_atoms, n_features), one per frame."""
+    frames = _as_frames(frames)
+    for k, a in enumerate(frames):
+        _check_numbers(a.numbers, settings.species, f"frame {k}: ")
+        _check_geometry(a.positions, np.asarray(a.cell), np.asarray(a.pbc), f"frame {k}: ")
+    if not frames:
+        return []
+    acsf = settings.to_dscribe(periodic=True)  # dscribe ignores periodicity for frames without pbc
+    out = acsf.create(frames, n_jobs=n_jobs)
+    if len(frames) == 1:
+        return [np.asarray(out, dtype=np.float64)]
+    if isinstance(out, np.ndarray) and out.ndim == 3:
+        return [np.asarray(x, dtype=np.float64) for x in out]
+    return [np.asarray(x, dtype=np.float64) for x in out]
+
+
+def lecture_arrays(
+    frames: Iterable[Atoms], settings: ACSFSettings = TUNED_ACSF, n_jobs: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """The lecture format: ``desc`` float32 (n_frames, n_atoms, F) and ``label`` float32 (n_frames,) in eV/atom.
+
+    All frames must have the same number of atoms and a calculator (or SinglePointCalculator) with an energy.
+    """
+    frames = _as_frames(frames)
+    if not frames:
+        raise ValueError("lecture_arrays needs at least one frame.")
+    sizes = {len(a) for a in frames}
+    if len(sizes) != 1:
+        raise ValueError(
+            f"the lecture format needs frames with equal atom counts, got sizes {sorted(sizes)}: "
+            "use compute_acsf (a list of per-frame arrays) for mixed sizes."
+        )
+    labels = []
+    for k, a in enumerate(frames):
+        try:
+            energy = a.get_potential_energy()
+        except Exception as exc:  # noqa: BLE001 - any calculator failure means: no label
+            raise ValueError(
+                f"frame {k} has no energy ({exc}); read frames with helpers.data.read_frames or attach a calculator."
+            ) from exc
+        labels.append(energy / len(a))
+    desc = np.stack(compute_acsf(frames, settings, n_jobs=n_jobs)).astype(np.float32)
+    return desc, np.asarray(labels, dtype=np.float32)
+
+
+def compute_soap(
+    frames: Atoms | Iterable[Atoms],
+    species: Sequence[str] = ("Si",),
+    r_cut: float = SOAP_DEFAULTS["r_cut"],
+    n_max: int = SOAP_DEFAULTS["n_max"],
+    l_max: int = SOAP_DEFAULTS["l_max"],
+    sigma: float = SOAP_DEFAULTS["sigma"],
+    average: str | None = None,
+    n_jobs: int = 1,
+) -> list[np.ndarray]:
+    """dscribe SOAP power spectrum of every frame (GTO radial basis; r_cut and sigma in Å).
+
+    Returns per frame an array (n_atoms, F), or (F,) with ``average="inner"``/``"outer"``.
+    """
+    from dscribe.descriptors import SOAP
+
+    frames = _as_frames(frames)
+    if not (math.isfinite(r_cut) and r_cut > 1.0):
+        raise ValueError(f"SOAP r_cut must be a distance > 1 Å (dscribe's GTO basis needs it), got {r_cut!r}.")
+    if n_max < 1 or l_max < 0 or not sigma > 0:
+        raise ValueError(f"SOAP needs n_max ≥ 1, l_max ≥ 0, sigma > 0 Å; got {n_max}, {l_max}, {sigma}.")
+    species = [_ASE_SYMBOLS[z] for z in sorted({_symbol_to_number(s) for s in species})]
+    for k, a in enumerate(frames):
+        _check_numbers(a.numbers, species, f"frame {k}: ")
+        _check_geometry(a.positions, np.asarray(a.cell), np.asarray(a.pbc), f"frame {k}: ")
+    kwargs = dict(species=species, r_cut=r_cut, n_max=n_max, l_max=l_max, sigma=sigma, average=average or "off")
+    soap = {True: SOAP(periodic=True, **kwargs), False: SOAP(periodic=False, **kwargs)}
+    results: list[np.ndarray | None] = [None] * len(frames)
+    for periodic in (True, False):
+        idx = [k for k, a in enumerate(frames) if bool(np.any(a.pbc)) == periodic]
+        if not idx:
+            continue
+        out = soap[periodic].create([frames[k] for k in idx], n_jobs=n_jobs)
+        if len(idx) == 1:
+            out = [out]
+        for k, x in zip(idx, out):
+            results[k] = np.asarray(x, dtype=np.float64)
+    return results  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Neighbour lists
+# ----------------------------------------------------------------------------------------------------------------------
+def neighbour_pairs(positions: Any, cell: Any, pbc: Any, r_cut: float) -> dict[str, torch.Tensor]:
+    """All ordered pairs (i, j, S) with |R_j + S·cell − R_i| ≤ r_cut, i ≠ j or S ≠ 0 (periodic images included).
+
+    Args:
+        positions: (n_atoms, 3) Å (numpy or torch; only values are used).
+        cell: (3, 3) Å, rows are cell vectors (may be zeros when pbc is all False).
+        pbc: bool or three bools.
+        r_cut: cutoff in Å (> 0).
+
+    Returns:
+        {"i": LongTensor (P,), "j": LongTensor (P,), "shifts": LongTensor (P, 3)} sorted by i (then j).
+        The displacement of pair p is ``positions[j] - positions[i] + shifts.double() @ cell``.
+    """
+    r_cut = float(r_cut)
+    if not math.isfinite(r_cut) or r_cut <= 0:
+        raise ValueError(f"r_cut must be a finite positive distance in Å, got {r_cut!r}.")
+    pos = _numpy(positions)
+    cell_np = np.zeros((3, 3)) if cell is None else _numpy(cell)
+    pbc_np = _pbc3(pbc)
+    _check_geometry(pos, cell_np, pbc_np)
+    if len(pos) == 0:
+        empty = torch.zeros(0, dtype=torch.long)
+        return {"i": empty, "j": empty.clone(), "shifts": torch.zeros((0, 3), dtype=torch.long)}
+    if pbc_np.all() or not pbc_np.any():
+        found = _brute_force_pairs(pos, cell_np, bool(pbc_np.all()), r_cut)
+    else:
+        found = None
+    if found is None:  # large or partially periodic system: ASE's cell list
+        i, j, shifts = primitive_neighbor_list("ijS", pbc_np, cell_np, pos, r_cut, self_interaction=False)
+    else:
+        i, j, shifts = found
+    order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], j, i))
+    i, j, shifts = i[order], j[order], shifts[order]
+    shifts[:, ~pbc_np] = 0
+    return {
+        "i": torch.as_tensor(i, dtype=torch.long),
+        "j": torch.as_tensor(j, dtype=torch.long),
+        "shifts": torch.as_tensor(shifts, dtype=torch.long),
+    }
+
+
+def _brute_force_pairs(
+    pos: np.ndarray, cell: np.ndarray, periodic: bool, r_cut: float, max_entries: int = 2_000_000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """All pairs by direct enumeration of (i, j, image): fast for small cells; None when it would be too large."""
+    n = len(pos)
+    if periodic:
+        inv = np.linalg.inv(cell)
+        frac = pos @ inv
+        offset = np.floor(frac)  # integer cell offset of each atom; wrapped positions lie inside the cell
+        wrapped = pos - offset @ cell
+        heights = 1.0 / np.linalg.norm(inv, axis=0)  # distances between opposite cell faces, Å
+        reach = np.ceil(r_cut / heights).astype(int) + 1
+        grids = [np.arange(-m, m + 1) for m in reach]
+        images = np.stack(np.meshgrid(*grids, indexing="ij"), axis=-1).reshape(-1, 3)
+    else:
+        offset = np.zeros((n, 3))
+        wrapped = pos
+        images = np.zeros((1, 3), dtype=int)
+    if n * n * len(images) > max_entries:
+        return None
+    disp = wrapped[None, :, None, :] + (images @ cell)[None, None, :, :] - wrapped[:, None, None, :]
+    dist2 = np.einsum("ijsc,ijsc->ijs", disp, disp)
+    mask = dist2 <= r_cut * r_cut
+    zero = np.flatnonzero(~images.any(axis=1))[0]
+    mask[np.arange(n), np.arange(n), zero] = False
+    i, j, s = np.nonzero(mask)
+    shifts = images[s] + (offset[i] - offset[j]).astype(int) if periodic else images[s]
+    return i, j, np.asarray(shifts, dtype=int)
+
+
+def triplets_from_pairs(pair_i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For pairs sorted by centre ``pair_i``, the index pairs (p, q), p < q, of every two neighbours of one centre."""
+    i = pair_i.cpu().numpy()
+    n_pairs = len(i)
+    if n_pairs == 0:
+        empty = torch.zeros(0, dtype=torch.long)
+        return empty, empty.clone()
+    if np.any(np.diff(i) < 0):
+        raise ValueError("pairs must be sorted by centre atom i (neighbour_pairs returns them sorted).")
+    starts = np.r_[0, np.flatnonzero(np.diff(i)) + 1]
+    counts = np.diff(np.r_[starts, n_pairs])
+    group_end = np.repeat(starts + counts, counts)
+    p_all = np.arange(n_pairs)
+    n_partner = group_end - p_all - 1
+    p = np.repeat(p_all, n_partner)
+    first_of_p = np.repeat(np.cumsum(n_partner) - n_partner, n_partner)
+    q = p + 1 + (np.arange(len(p)) - first_of_p)
+    return torch.as_tensor(p, dtype=torch.long), torch.as_tensor(q, dtype=torch.long)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The differentiable ACSF
+# ----------------------------------------------------------------------------------------------------------------------
+def cutoff_function(r: Any, r_cut: float) -> Any:
+    """f_c(r) = ½ (cos(π r / r_cut) + 1) for r ≤ r_cut, else 0 (numpy or torch input)."""
+    if isinstance(r, torch.Tensor):
+        return torch.where(r <= r_cut, 0.5 * (torch.cos(math.pi * r / r_cut) + 1.0), torch.zeros_like(r))
+    r = np.asarray(r, dtype=float)
+    return np.where(r <= r_cut, 0.5 * (np.cos(np.pi * r / r_cut) + 1.0), 0.0)
+
+
+class TorchACSF(torch.nn.Module):
+    """ACSF (G1, G2, G4) in PyTorch, identical to dscribe's, differentiable in positions and cell.
+
+    ``forward(positions, numbers, cell, pbc, pairs=None)`` returns (n_atoms, n_features). ``pairs`` is the dict of
+    :func:`neighbour_pairs`; pass it to reuse a neighbour list (pairs beyond r_cut contribute exactly zero, so a list
+    built with a larger cutoff — a Verlet skin — is fine).
+    """
+
+    def __init__(self, settings: ACSFSettings, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        if not isinstance(settings, ACSFSettings):
+            raise ValueError(f"TorchACSF needs an ACSFSettings, got {type(settings).__name__}.")
+        self.settings = settings
+        self.dtype = dtype
+        self.r_cut = settings.r_cut
+        n_types = settings.n_species
+        lookup = torch.full((119,), -1, dtype=torch.long)
+        for k, z in enumerate(settings.atomic_numbers):
+            lookup[z] = k
+        self.register_buffer("species_lookup", lookup, persistent=False)
+        g2 = torch.tensor(settings.g2_params, dtype=dtype).reshape(-1, 2)
+        g4 = torch.tensor(settings.g4_params, dtype=dtype).reshape(-1, 3)
+        self.register_buffer("g2_eta", g2[:, 0].clone(), persistent=False)
+        self.register_buffer("g2_rs", g2[:, 1].clone(), persistent=False)
+        self.register_buffer("g4_eta", g4[:, 0].clone(), persistent=False)
+        self.register_buffer("g4_zeta", g4[:, 1].clone(), persistent=False)
+        self.register_buffer("g4_lambda", g4[:, 2].clone(), persistent=False)
+        self.n_types = n_types
+        self.n_radial = settings.n_radial
+        self.n_angular = len(settings.g4_params)
+        self.n_features = settings.n_features
+
+    def extra_repr(self) -> str:
+        return f"species={self.settings.species}, r_cut={self.r_cut}, n_features={self.n_features}"
+
+    # -- the physics: one pair / one triplet ---------------------------------------------------------------------------
+    def radial_terms(self, d_ij: torch.Tensor) -> torch.Tensor:
+        """[f_c(r), exp(-η (r − R_s)²) f_c(r) ...] for displacement vectors d_ij (..., 3) → (..., 1 + n_G2)."""
+        r = torch.linalg.vector_norm(d_ij, dim=-1)
+        fc = cutoff_function(r, self.r_cut)
+        g2 = torch.exp(-self.g2_eta * (r[..., None] - self.g2_rs) ** 2) * fc[..., None]
+        return torch.cat([fc[..., None], g2], dim=-1)
+
+    def angular_terms(self, d_ij: torch.Tensor, d_ik: torch.Tensor) -> torch.Tensor:
+        """2 (½(1 + λ cos θ))^ζ exp(-η (r_ij² + r_ik² + r_jk²)) f_c f_c f_c for (..., 3) vectors → (..., n_G4)."""
+        r2_ij = (d_ij * d_ij).sum(-1)
+        r2_ik = (d_ik * d_ik).sum(-1)
+        d_jk = d_ik - d_ij
+        r2_jk = (d_jk * d_jk).sum(-1)
+        r_ij, r_ik, r_jk = r2_ij.sqrt(), r2_ik.sqrt(), r2_jk.sqrt()
+        cos_theta = (d_ij * d_ik).sum(-1) / (r_ij * r_ik)
+        fc = cutoff_function(r_ij, self.r_cut) * cutoff_function(r_ik, self.r_cut) * cutoff_function(r_jk, self.r_cut)
+        base = torch.clamp(0.5 * (1.0 + self.g4_lambda * cos_theta[..., None]), min=0.0)
+        gauss = torch.exp(-self.g4_eta * (r2_ij + r2_ik + r2_jk)[..., None])
+        return 2.0 * base**self.g4_zeta * gauss * fc[..., None]
+
+    # -- the same terms with their analytic derivatives (used for the Jacobian; tested against autograd) --------------
+    def _cutoff_and_slope(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inside = r <= self.r_cut
+        x = math.pi * r / self.r_cut
+        fc = torch.where(inside, 0.5 * (torch.cos(x) + 1.0), torch.zeros_like(r))
+        dfc = torch.where(inside, -0.5 * math.pi / self.r_cut * torch.sin(x), torch.zeros_like(r))
+        return fc, dfc
+
+    def _radial_with_grad(self, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Values (P, n_radial) and derivatives with respect to d_ij (P, n_radial, 3)."""
+        r = torch.linalg.vector_norm(d, dim=-1)
+        fc, dfc = self._cutoff_and_slope(r)
+        x = r[:, None] - self.g2_rs
+        gauss = torch.exp(-self.g2_eta * x * x)
+        vals = torch.cat([fc[:, None], gauss * fc[:, None]], dim=1)
+        dvdr = torch.cat([dfc[:, None], gauss * (dfc[:, None] - 2.0 * self.g2_eta * x * fc[:, None])], dim=1)
+        return vals, dvdr[:, :, None] * (d / r[:, None])[:, None, :]
+
+    def _angular_with_grad(
+        self, a: torch.Tensor, b: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Values (T, n_G4) and derivatives with respect to a = d_ij and b = d_ik, each (T, n_G4, 3)."""
+        c = b - a  # d_jk
+        r_a, r_b, r_c = (torch.linalg.vector_norm(v, dim=-1) for v in (a, b, c))
+        u_a, u_b, u_c = a / r_a[:, None], b / r_b[:, None], c / r_c[:, None]
+        cos_t = (u_a * u_b).sum(-1)
+        dcos_da = (u_b - cos_t[:, None] * u_a) / r_a[:, None]
+        dcos_db = (u_a - cos_t[:, None] * u_b) / r_b[:, None]
+        f_a, df_a = self._cutoff_and_slope(r_a)
+        f_b, df_b = self._cutoff_and_slope(r_b)
+        f_c, df_c = self._cutoff_and_slope(r_c)
+        fc = f_a * f_b * f_c
+        dfc_da = (df_a * f_b * f_c)[:, None] * u_a - (f_a * f_b * df_c)[:, None] * u_c
+        dfc_db = (f_a * df_b * f_c)[:, None] * u_b + (f_a * f_b * df_c)[:, None] * u_c
+        ds_da = 2.0 * (a - c)  # s = r_ij² + r_ik² + r_jk²
+        ds_db = 2.0 * (b + c)
+        lam, zeta, eta = self.g4_lambda, self.g4_zeta, self.g4_eta
+        base = torch.clamp(0.5 * (1.0 + lam * cos_t[:, None]), min=0.0)  # (T, m)
+        power = base**zeta
+        dpower_dcos = zeta * base ** (zeta - 1.0) * 0.5 * lam  # (T, m)
+        gauss = torch.exp(-eta * (r_a * r_a + r_b * r_b + r_c * r_c)[:, None])
+        vals = 2.0 * power * gauss * fc[:, None]
+        pre_cos = (2.0 * dpower_dcos * gauss * fc[:, None])[..., None]
+        pre_s = (-eta * vals)[..., None]
+        pre_fc = (2.0 * power * gauss)[..., None]
+        grad_a = pre_cos * dcos_da[:, None] + pre_s * ds_da[:, None] + pre_fc * dfc_da[:, None]
+        grad_b = pre_cos * dcos_db[:, None] + pre_s * ds_db[:, None] + pre_fc * dfc_db[:, None]
+        return vals, grad_a, grad_b
+
+    # -- bookkeeping ---------------------------------------------------------------------------------------------------
+    def _prepare(
+        self, positions: torch.Tensor, numbers: Any, cell: Any, pbc: Any, pairs: Mapping[str, torch.Tensor] | None
+    ) -> dict[str, Any]:
+        if not isinstance(positions, torch.Tensor):
+            positions = torch.as_tensor(np.asarray(positions, dtype=np.float64), dtype=self.dtype)
+        n = positions.shape[0]
+        if positions.ndim != 2 or positions.shape[1] != 3:
+            raise ValueError(f"positions must have shape (n_atoms, 3) in Å, got {tuple(positions.shape)}.")
+        if not torch.isfinite(positions).all():
+            raise ValueError("positions contain NaN or inf: fix the structure before computing descriptors.")
+        if cell is None:
+            cell = torch.zeros((3, 3), dtype=positions.dtype, device=positions.device)
+        elif not isinstance(cell, torch.Tensor):
+            cell = torch.as_tensor(np.asarray(cell, dtype=np.float64), dtype=positions.dtype, device=positions.device)
+        numbers_t = torch.as_tensor(_numpy(numbers, np.int64), dtype=torch.long, device=positions.device)
+        if numbers_t.shape != (n,):
+            raise ValueError(f"numbers must have shape ({n},), got {tuple(numbers_t.shape)}.")
+        if n and (numbers_t.min() < 0 or numbers_t.max() > 118):
+            raise ValueError(f"atomic numbers must lie in 1..118, got {numbers_t.tolist()}.")
+        species = self.species_lookup.to(positions.device)[numbers_t]
+        if n and (species < 0).any():
+            _check_numbers(numbers_t.cpu().numpy(), self.settings.species)
+        pbc_np = _pbc3(pbc)
+        if pairs is None:
+            pairs = neighbour_pairs(positions, cell, pbc_np, self.r_cut)
+        else:
+            _check_geometry(_numpy(positions), _numpy(cell), pbc_np)
+        i = pairs["i"].to(positions.device)
+        j = pairs["j"].to(positions.device)
+        shifts = pairs["shifts"].to(device=positions.device, dtype=positions.dtype)
+        d = positions[j] - positions[i] + shifts @ cell
+        if d.shape[0] and bool((d.detach().pow(2).sum(-1) < 1e-20).any()):
+            raise ValueError("two atoms (or an atom and a periodic image) sit on top of each other: distance 0 Å.")
+        p, q = (None, None)
+        if self.n_angular:
+            # keep only triplets with r_jk <= r_cut: the others are exactly zero (f_c(r_jk) = 0), value and slope
+            p, q = triplets_from_pairs(pairs["i"])
+            p, q = p.to(positions.device), q.to(positions.device)
+            d_jk = (d[q] - d[p]).detach()
+            keep = (d_jk * d_jk).sum(-1) <= self.r_cut**2
+            p, q = p[keep], q[keep]
+        return {"n": n, "species": species, "i": i, "j": j, "d": d, "p": p, "q": q}
+
+    def _radial_rows(self, prep: Mapping[str, Any]) -> torch.Tensor:
+        return prep["i"] * self.n_types + prep["species"][prep["j"]]
+
+    def _angular_rows(self, prep: Mapping[str, Any]) -> torch.Tensor:
+        s_j = prep["species"][prep["j"][prep["p"]]]
+        s_k = prep["species"][prep["j"][prep["q"]]]
+        hi, lo = torch.maximum(s_j, s_k), torch.minimum(s_j, s_k)
+        n_pt = self.n_types * (self.n_types + 1) // 2
+        return prep["i"][prep["p"]] * n_pt + hi * (hi + 1) // 2 + lo
+
+    def forward(
+        self,
+        positions: torch.Tensor,
+        numbers: Any,
+        cell: torch.Tensor | None = None,
+        pbc: Any = False,
+        pairs: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        prep = self._prepare(positions, numbers, cell, pbc, pairs)
+        n, d = prep["n"], prep["d"]
+        rad = d.new_zeros((n * self.n_types, self.n_radial))
+        rad = rad.index_add(0, self._radial_rows(prep), self.radial_terms(d))
+        blocks = [rad.reshape(n, -1)]
+        if self.n_angular:
+            n_pt = self.n_types * (self.n_types + 1) // 2
+            ang = d.new_zeros((n * n_pt, self.n_angular))
+            if len(prep["p"]):
+                ang = ang.index_add(0, self._angular_rows(prep), self.angular_terms(d[prep["p"]], d[prep["q"]]))
+            blocks.append(ang.reshape(n, -1))
+        return torch.cat(blocks, dim=1)
+
+    def forward_with_jacobian(
+        self,
+        positions: torch.Tensor,
+        numbers: Any,
+        cell: torch.Tensor | None = None,
+        pbc: Any = False,
+        pairs: Mapping[str, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Descriptors G (n, F) and their exact Jacobian dG/dR (n, F, n, 3) (not itself differentiable).
+
+        Each pair term depends on one displacement d_ij and each triplet term on d_ij and d_ik, so the analytic
+        derivative of every term with respect to its own vectors is all that is needed; it is then scattered onto
+        atoms j, k (+) and i (−). Much faster than autograd row by row; tested against autograd.
+        """
+        with torch.no_grad():
+            positions = positions.detach() if isinstance(positions, torch.Tensor) else positions
+            prep = self._prepare(positions, numbers, cell, pbc, pairs)
+            n, d, F = prep["n"], prep["d"], self.n_features
+            i, j = prep["i"], prep["j"]
+            G = torch.zeros((n, F), dtype=d.dtype)
+            # derivatives with respect to the neighbours j (and k); the centre's own column follows at the end from
+            # translation invariance: ∂G_i/∂R_i = −Σ_{a} (∂G_i/∂R_a from the neighbour terms)
+            J = torch.zeros((n * F * n, 3), dtype=d.dtype)
+            if d.shape[0]:
+                vals, jac = self._radial_with_grad(d)  # (P, n_radial), (P, n_radial, 3)
+                rows = self._radial_rows(prep)
+                rad = torch.zeros((n * self.n_types, self.n_radial), dtype=d.dtype).index_add_(0, rows, vals)
+                G[:, : self.n_types * self.n_radial] = rad.reshape(n, -1)
+                feat = (rows // self.n_types * F + (rows % self.n_types) * self.n_radial)[:, None] + torch.arange(
+                    self.n_radial
+                )
+                J.index_add_(0, (feat * n + j[:, None]).reshape(-1), jac.reshape(-1, 3))
+            if self.n_angular and prep["p"] is not None and len(prep["p"]):
+                p, q = prep["p"], prep["q"]
+                vals, jac_ij, jac_ik = self._angular_with_grad(d[p], d[q])  # (T, n_G4), (T, n_G4, 3) × 2
+                n_pt = self.n_types * (self.n_types + 1) // 2
+                rows = self._angular_rows(prep)
+                centre, block = rows // n_pt, rows % n_pt
+                offset = self.n_types * self.n_radial
+                G_ang = torch.zeros((n * n_pt, self.n_angular), dtype=d.dtype).index_add_(0, rows, vals)
+                G[:, offset:] = G_ang.reshape(n, -1)
+                feat = (centre * F + offset + block * self.n_angular)[:, None] + torch.arange(self.n_angular)
+                index = torch.cat([(feat * n + j[p][:, None]).reshape(-1), (feat * n + j[q][:, None]).reshape(-1)])
+                J.index_add_(0, index, torch.cat([jac_ij.reshape(-1, 3), jac_ik.reshape(-1, 3)]))
+            J = J.reshape(n, F, n, 3)
+            idx = torch.arange(n)
+            J[idx, :, idx, :] -= J.sum(dim=2)
+        return G, J
+
+
+@functools.lru_cache(maxsize=8)
+def _torch_acsf(settings: ACSFSettings) -> TorchACSF:
+    return TorchACSF(settings)
+
+
+def descriptors_and_jacobian(atoms: Atoms, settings: ACSFSettings = TUNED_ACSF) -> tuple[np.ndarray, np.ndarray]:
+    """G (n_atoms, F) and dG/dR (n_atoms, F, n_atoms, 3) in Å⁻¹ of one frame, float64, exact (no finite differences).
+
+    ``J[i, f, a, c]`` is ∂G_{i,f} / ∂R_{a,c}. Forces of a model E = Σ_i E_i(G_i) follow as
+    ``F[a, c] = -Σ_{i,f} ∂E/∂G_{i,f} · J[i, f, a, c]``.
+    """
+    if not isinstance(atoms, Atoms):
+        raise ValueError(f"expected an ase.Atoms, got {type(atoms).__name__}.")
+    _check_numbers(atoms.numbers, settings.species)
+    module = _torch_acsf(settings)
+    G, J = module.forward_with_jacobian(
+        torch.as_tensor(atoms.positions, dtype=torch.float64),
+        atoms.numbers,
+        torch.as_tensor(np.asarray(atoms.cell), dtype=torch.float64),
+        atoms.pbc,
+    )
+    return G.numpy(), J.numpy()
+
+
+def descriptors_and_jacobians(
+    frames: Iterable[Atoms], settings: ACSFSettings = TUNED_ACSF, progress: bool = True
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`descriptors_and_jacobian` for many frames, with a progress bar."""
+    frames = _as_frames(frames)
+    iterator: Iterable[Atoms] = frames
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(frames, desc="ACSF + Jacobian", unit="frame")
+    return [descriptors_and_jacobian(a, settings) for a in iterator]

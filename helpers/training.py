@@ -1,0 +1,877 @@
+"""Datasets, the training loop and predictions for the HDNNP.
+
+A :class:`FrameDataset` holds all atoms of all frames in flat tensors (descriptors, element index, frame index) plus
+per-frame energies and, when forces are trained, forces and the descriptor Jacobians ∂G/∂R computed once per frame.
+With the Jacobian the forces follow from the chain rule, ``F = −Σ_{i,f} ∂E/∂G_{i,f} · ∂G_{i,f}/∂R`` — much cheaper
+per epoch than differentiating through the descriptor every step.
+
+:func:`train` is a plain, seeded loop: Adam, a learning-rate schedule, early stopping on the validation set with the
+best weights restored, periodic checkpoints and ``resume=True`` after an interruption. Loss (eV², per frame / per
+force component)::
+
+    loss = energy_weight · mean_frames((E_pred − E_ref)/n_atoms)² + force_weight · mean_components(F_pred − F_ref)²
+
+Under ``torchrun`` (``torch.distributed`` initialised) every process takes its share of each global batch and the
+gradients are summed across processes, so N processes give the same updates as one process with the same batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from helpers.model import HDNNP
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Dataset
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FrameDataset:
+    """Frames as flat tensors. ``n_atoms_total`` = Σ atoms over frames.
+
+    Attributes:
+        descriptors: (n_atoms_total, F) descriptors.
+        species: (n_atoms_total,) index into :attr:`elements`.
+        frame_index: (n_atoms_total,) frame of each atom (atoms of one frame are contiguous, frames in order).
+        n_atoms: (n_frames,) atoms per frame.
+        energy_ev: (n_frames,) total energies in eV (float64).
+        elements: chemical symbols, the meaning of ``species``.
+        forces_ev_per_a: (n_atoms_total, 3) forces in eV/Å, or None.
+        jacobians: ``{n: (k, n·F, n·3)}`` descriptor Jacobians of the k frames with n atoms, or None.
+        jacobian_slot: (n_frames,) position of each frame inside its ``jacobians[n]`` block.
+        groups: optional per-frame labels (e.g. ``config_type``) for error breakdowns.
+        descriptor: the descriptor settings dict the descriptors were computed with (or None).
+    """
+
+    descriptors: torch.Tensor
+    species: torch.Tensor
+    frame_index: torch.Tensor
+    n_atoms: torch.Tensor
+    energy_ev: torch.Tensor
+    elements: list[str]
+    forces_ev_per_a: torch.Tensor | None = None
+    jacobians: dict[int, torch.Tensor] | None = None
+    jacobian_slot: torch.Tensor | None = None
+    groups: list[str] | None = None
+    descriptor: dict | None = None
+    atom_offset: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.atom_offset = torch.cumsum(self.n_atoms, 0) - self.n_atoms
+
+    # --------------------------------------------------------------------- sizes
+    def __len__(self) -> int:
+        return int(self.n_atoms.shape[0])
+
+    @property
+    def n_frames(self) -> int:
+        return len(self)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.descriptors.shape[1])
+
+    @property
+    def has_forces(self) -> bool:
+        return self.forces_ev_per_a is not None and self.jacobians is not None
+
+    @property
+    def energy_per_atom_ev(self) -> torch.Tensor:
+        return self.energy_ev / self.n_atoms.to(self.energy_ev.dtype)
+
+    @property
+    def device(self) -> torch.device:
+        return self.descriptors.device
+
+    def __repr__(self) -> str:
+        f = "energies + forces" if self.has_forces else "energies"
+        return (f"FrameDataset({self.n_frames} frames, {int(self.n_atoms.sum())} atoms, {self.n_features} features, "
+                f"elements={self.elements}, {f}, device={self.device})")
+
+    # --------------------------------------------------------------------- subsets and devices
+    def subset(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> FrameDataset:
+        """The frames ``indices`` (in that order) as a new dataset."""
+        idx = torch.as_tensor(np.asarray(indices, dtype=np.int64).reshape(-1), device=self.n_atoms.device)
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= self.n_frames):
+            raise IndexError(f"frame indices must lie in 0 … {self.n_frames - 1}; got {int(idx.min())} … "
+                             f"{int(idx.max())}.")
+        atom_idx, local_frame, _ = _atoms_of_frames(self, idx)
+        jac, slot = None, None
+        if self.jacobians is not None and self.jacobian_slot is not None:
+            jac, slots = {}, torch.zeros(len(idx), dtype=torch.long, device=idx.device)
+            sizes = self.n_atoms[idx]
+            for n, block in self.jacobians.items():
+                pos = torch.nonzero(sizes == n).squeeze(1)
+                if len(pos):
+                    jac[n] = block[self.jacobian_slot[idx[pos]].to(block.device)]
+                    slots[pos] = torch.arange(len(pos), device=idx.device)
+            slot = slots
+        return FrameDataset(
+            descriptors=self.descriptors[atom_idx],
+            species=self.species[atom_idx],
+            frame_index=local_frame,
+            n_atoms=self.n_atoms[idx],
+            energy_ev=self.energy_ev[idx],
+            elements=list(self.elements),
+            forces_ev_per_a=None if self.forces_ev_per_a is None else self.forces_ev_per_a[atom_idx],
+            jacobians=jac,
+            jacobian_slot=slot,
+            groups=None if self.groups is None else [self.groups[int(i)] for i in idx.cpu()],
+            descriptor=self.descriptor,
+        )
+
+    def without_forces(self) -> FrameDataset:
+        """The same frames, energies only (drops forces and Jacobians)."""
+        return FrameDataset(self.descriptors, self.species, self.frame_index, self.n_atoms, self.energy_ev,
+                            list(self.elements), None, None, None, self.groups, self.descriptor)
+
+    def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> FrameDataset:
+        """Copy to ``device`` (and float ``dtype``) once; training then never moves data again."""
+        device = torch.device(device)
+
+        def mv(t: torch.Tensor | None, floating: bool = False) -> torch.Tensor | None:
+            if t is None:
+                return None
+            return t.to(device=device, dtype=dtype if (floating and dtype is not None) else t.dtype)
+
+        return FrameDataset(
+            descriptors=mv(self.descriptors, True),
+            species=mv(self.species),
+            frame_index=mv(self.frame_index),
+            n_atoms=mv(self.n_atoms),
+            energy_ev=mv(self.energy_ev),
+            elements=list(self.elements),
+            forces_ev_per_a=mv(self.forces_ev_per_a, True),
+            jacobians=None if self.jacobians is None else {n: mv(j, True) for n, j in self.jacobians.items()},
+            jacobian_slot=mv(self.jacobian_slot),
+            groups=self.groups,
+            descriptor=self.descriptor,
+        )
+
+    def nbytes(self) -> int:
+        """Memory held by the tensors, in bytes (the Jacobians dominate with forces)."""
+        tensors = [self.descriptors, self.species, self.frame_index, self.n_atoms, self.energy_ev,
+                   self.forces_ev_per_a, self.jacobian_slot, *(self.jacobians or {}).values()]
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def _atoms_of_frames(ds: FrameDataset, frame_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flat atom indices of ``frame_ids`` (in order), the local frame index of each atom, and local atom offsets."""
+    counts = ds.n_atoms[frame_ids]
+    local_offset = torch.cumsum(counts, 0) - counts
+    local_frame = torch.repeat_interleave(torch.arange(len(frame_ids), device=counts.device), counts)
+    total = int(counts.sum())
+    atom_idx = ds.atom_offset[frame_ids][local_frame] + torch.arange(total, device=counts.device) - local_offset[
+        local_frame]
+    return atom_idx, local_frame, local_offset
+
+
+def _check_finite(name: str, array: np.ndarray, fix: str) -> None:
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = np.argwhere(bad)[0].tolist()
+        raise ValueError(f"{name} contains {int(bad.sum())} NaN/inf value(s), first at index {where}. {fix}")
+
+
+def dataset_from_arrays(desc: Any, label: Any, *, elements: Sequence[str] = ("Si",),
+                        descriptor: dict | None = None) -> FrameDataset:
+    """Dataset from the lecture format (energies only).
+
+    Args:
+        desc: (n_frames, n_atoms, F) descriptors, all atoms of one element (``elements[0]``).
+        label: (n_frames,) energy PER ATOM in eV/atom (as in ``data/label.npy``).
+    """
+    from helpers.data import check_lecture_arrays
+
+    desc = np.asarray(desc)
+    label = np.asarray(label)
+    if label.ndim == 2 and label.shape[1] == 1:
+        label = label[:, 0]
+    check_lecture_arrays(desc, label)  # shapes, matching lengths, finite values (DataError, a ValueError)
+    if len(elements) != 1:
+        raise ValueError("The lecture format holds one element; pass elements=('Si',) or use dataset_from_frames.")
+    n_frames, n_atoms, n_feat = desc.shape
+    counts = torch.full((n_frames,), n_atoms, dtype=torch.long)
+    return FrameDataset(
+        descriptors=torch.as_tensor(desc.reshape(-1, n_feat), dtype=torch.float32),
+        species=torch.zeros(n_frames * n_atoms, dtype=torch.long),
+        frame_index=torch.repeat_interleave(torch.arange(n_frames), n_atoms),
+        n_atoms=counts,
+        energy_ev=torch.as_tensor(label.astype(np.float64) * n_atoms),
+        elements=[str(elements[0])],
+        descriptor=descriptor,
+    )
+
+
+def _frame_energy(atoms: Any, k: int) -> float:
+    try:
+        energy = atoms.get_potential_energy()
+    except Exception as err:  # noqa: BLE001 — any calculator failure means "no label"
+        raise ValueError(f"frame {k} ({atoms.get_chemical_formula()}) has no energy: {err}. Training needs an energy "
+                         "for every frame; read files with helpers.data.read_frames (energy_key=...) or drop "
+                         "unlabelled frames.") from err
+    if energy is None or not np.isfinite(energy):
+        raise ValueError(f"frame {k} has an invalid energy {energy!r}.")
+    return float(energy)
+
+
+def _frame_forces(atoms: Any) -> np.ndarray | None:
+    calc = atoms.calc
+    if calc is None:
+        return None
+    results = getattr(calc, "results", {}) or {}
+    if "forces" in results:
+        return np.asarray(results["forces"], dtype=np.float64)
+    try:
+        return np.asarray(atoms.get_forces(), dtype=np.float64)
+    except Exception:  # noqa: BLE001 — no forces available
+        return None
+
+
+def dataset_from_frames(
+    frames: Sequence[Any],
+    settings: Any,
+    *,
+    with_forces: bool | None = True,
+    group_key: str | None = "config_type",
+    progress: bool = True,
+    dtype: torch.dtype = torch.float32,
+) -> FrameDataset:
+    """Dataset from ASE frames (any elements, any atom counts) with energies and, if wanted, forces.
+
+    Args:
+        frames: ``ase.Atoms`` with a calculator holding the energy (eV) and optionally forces (eV/Å).
+        settings: :class:`helpers.descriptors.ACSFSettings`; its species must include every element in the frames.
+        with_forces: True → forces required (error if a frame has none), computes the Jacobians (slower, more
+            memory: n·F·n·3 floats per frame); None → forces used if every frame has them; False → energies only.
+        group_key: ``atoms.info`` key stored as per-frame group label (for error breakdowns), or None.
+        progress: show a progress bar.
+        dtype: float type of descriptors, forces and Jacobians (float64 for precise derivative checks).
+    """
+    from helpers.descriptors import compute_acsf, descriptors_and_jacobian
+
+    frames = list(frames)
+    if not frames:
+        raise ValueError("No frames given; read them with helpers.data.read_frames(path).")
+    species_known = list(settings.species)
+    present = sorted({s for a in frames for s in a.get_chemical_symbols()})
+    missing = [s for s in present if s not in species_known]
+    if missing:
+        raise ValueError(f"The frames contain {missing}, which the descriptor settings do not cover (species "
+                         f"{species_known}). Use settings with species={tuple(present)}.")
+    elements = [s for s in species_known if s in present]
+    energies = np.array([_frame_energy(a, k) for k, a in enumerate(frames)])
+    forces_list = [_frame_forces(a) for a in frames] if with_forces is not False else [None] * len(frames)
+    have = [f is not None for f in forces_list]
+    if with_forces is True and not all(have):
+        k = have.index(False)
+        raise ValueError(f"frame {k} has no forces but with_forces=True. Use with_forces=None (use forces only when "
+                         "every frame has them) or False (energies only).")
+    use_forces = bool(have) and all(have) and with_forces is not False
+    for k, (a, f) in enumerate(zip(frames, forces_list)):
+        if use_forces and f.shape != (len(a), 3):
+            raise ValueError(f"frame {k}: forces have shape {f.shape}, expected ({len(a)}, 3).")
+        if use_forces:
+            _check_finite(f"forces of frame {k}", f, "Drop this frame.")
+    iterator: Any = frames
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(frames, desc="descriptors" + (" + Jacobians" if use_forces else ""), unit="frame")
+    g_list: list[np.ndarray] = []
+    jac_by_size: dict[int, list[np.ndarray]] = {}
+    slot = np.zeros(len(frames), dtype=np.int64)
+    if use_forces:
+        for k, a in enumerate(iterator):
+            g, jac = descriptors_and_jacobian(a, settings)
+            n, f = g.shape
+            g_list.append(g)
+            bucket = jac_by_size.setdefault(n, [])
+            slot[k] = len(bucket)
+            bucket.append(torch.as_tensor(jac.reshape(n * f, n * 3), dtype=dtype))
+    else:
+        g_list = compute_acsf(list(iterator), settings)
+    sym_index = {s: i for i, s in enumerate(elements)}
+    species = np.concatenate([[sym_index[s] for s in a.get_chemical_symbols()] for a in frames])
+    n_atoms = np.array([len(a) for a in frames])
+    desc = np.concatenate(g_list)
+    _check_finite("descriptors", desc, "Check the structures (overlapping atoms?).")
+    groups = None
+    if group_key is not None and any(group_key in a.info for a in frames):
+        groups = [str(a.info.get(group_key, "unknown")) for a in frames]
+    return FrameDataset(
+        descriptors=torch.as_tensor(desc, dtype=dtype),
+        species=torch.as_tensor(species, dtype=torch.long),
+        frame_index=torch.repeat_interleave(torch.arange(len(frames)), torch.as_tensor(n_atoms)),
+        n_atoms=torch.as_tensor(n_atoms, dtype=torch.long),
+        energy_ev=torch.as_tensor(energies, dtype=torch.float64),
+        elements=elements,
+        forces_ev_per_a=torch.as_tensor(np.concatenate(forces_list), dtype=dtype) if use_forces else None,
+        jacobians={n: torch.stack(b) for n, b in jac_by_size.items()} if use_forces else None,
+        jacobian_slot=torch.as_tensor(slot) if use_forces else None,
+        groups=groups,
+        descriptor=settings.to_dict() if hasattr(settings, "to_dict") else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Configuration and history
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    """Training settings. The defaults are meant to work without tuning on a new DFT dataset.
+
+    Attributes:
+        epochs: maximum number of passes over the training frames.
+        batch_size: frames per optimiser step.
+        learning_rate: Adam's initial learning rate.
+        lr_schedule: ``"plateau"`` (halve when the validation loss stalls), ``"cosine"`` (to ``lr_min`` over
+            ``epochs``) or ``"none"``.
+        lr_min: lowest learning rate of the schedules.
+        plateau_patience, plateau_factor: ReduceLROnPlateau settings (epochs, factor).
+        patience: early stopping: stop after this many epochs without a better validation loss (None: never); the
+            best weights are restored at the end either way (when a validation set is given).
+        force_weight: weight of the force term (eV²/Å² → loss); 0 trains energies only.
+        energy_weight: weight of the energy-per-atom term.
+        weight_decay: Adam weight decay.
+        input_scaling: ``"whiten"`` (PCA whitening), ``"standardise"`` or ``"none"`` — fitted on training atoms.
+        reference_energies: fit per-element reference energies and an output scale (target centring).
+        seed: seeds the initial weights and the batch order.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (CUDA if available).
+        checkpoint_every: epochs between checkpoints (when a checkpoint path is given).
+        max_seconds: stop after this much wall time (None: no limit).
+        eval_every: epochs between validation evaluations.
+        amp: bfloat16 autocast for the atomic networks on CUDA (energies-only training; ignored on CPU).
+        compile: ``torch.compile`` the model (falls back with a warning if compilation is not available).
+    """
+
+    epochs: int = 1000
+    batch_size: int = 32
+    learning_rate: float = 1e-2
+    lr_schedule: str = "cosine"
+    lr_min: float = 1e-5
+    plateau_patience: int = 15
+    plateau_factor: float = 0.5
+    patience: int | None = 200
+    force_weight: float = 0.1
+    energy_weight: float = 1.0
+    weight_decay: float = 0.0
+    input_scaling: str = "whiten"
+    reference_energies: bool = True
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 25
+    max_seconds: float | None = None
+    eval_every: int = 1
+    amp: bool = False
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in ("plateau", "cosine", "none"):
+            raise ValueError(f"lr_schedule must be 'plateau', 'cosine' or 'none', got {self.lr_schedule!r}.")
+        if self.input_scaling not in ("whiten", "standardise", "standardize", "none"):
+            raise ValueError(f"input_scaling must be 'whiten', 'standardise' or 'none', got {self.input_scaling!r}.")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1.")
+        if self.learning_rate <= 0:
+            raise ValueError("learning_rate must be positive.")
+
+
+@dataclass
+class History:
+    """Per-epoch record of a training run (RMSEs in meV/atom and meV/Å; losses in eV²)."""
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float | None] = field(default_factory=list)
+    train_energy_rmse_mev_per_atom: list[float] = field(default_factory=list)
+    val_energy_rmse_mev_per_atom: list[float | None] = field(default_factory=list)
+    train_force_rmse_mev_per_a: list[float | None] = field(default_factory=list)
+    val_force_rmse_mev_per_a: list[float | None] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    stopped_early: bool = False
+    interrupted: bool = False
+    train_seconds: float = 0.0
+    device: str = "cpu"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> History:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def __repr__(self) -> str:
+        if not self.epoch:
+            return "History(empty)"
+        last = len(self.epoch) - 1
+        text = f"History({len(self.epoch)} epochs, {self.train_seconds:.1f} s on {self.device}"
+        if self.best_epoch is not None:
+            text += f", best epoch {self.best_epoch}"
+            i = self.epoch.index(self.best_epoch) if self.best_epoch in self.epoch else last
+            e = self.val_energy_rmse_mev_per_atom[i]
+            if e is not None:
+                text += f", val E RMSE {e:.2f} meV/atom"
+            f = self.val_force_rmse_mev_per_a[i]
+            if f is not None:
+                text += f", val F RMSE {f:.1f} meV/Å"
+        if self.stopped_early:
+            text += ", stopped early"
+        if self.interrupted:
+            text += ", interrupted"
+        return text + ")"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Forward pass on a batch
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA if available else CPU; a CUDA device without CUDA gives a clear error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was requested but PyTorch sees no CUDA GPU. Use device='cpu' (or 'auto'); "
+                           "on Colab choose Runtime → Change runtime type → GPU.")
+    return dev
+
+
+def _species_map(model: HDNNP, ds: FrameDataset) -> torch.Tensor:
+    """Dataset element index → model element index (ValueError for elements the model does not know)."""
+    return model.species_index(ds.elements).to(ds.device)
+
+
+def _batch(
+    model: torch.nn.Module,
+    ds: FrameDataset,
+    frame_ids: torch.Tensor,
+    species_map: torch.Tensor,
+    need_forces: bool,
+    create_graph: bool,
+    amp: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Predicted total energies (B,), forces of the batch atoms (or None) and the batch atom indices."""
+    atom_idx, local_frame, local_offset = _atoms_of_frames(ds, frame_ids)
+    g = ds.descriptors[atom_idx]
+    if need_forces:
+        g.requires_grad_(True)
+    with torch.autocast(device_type=g.device.type, dtype=torch.bfloat16, enabled=amp and g.device.type == "cuda"):
+        energy = model(g, species_map[ds.species[atom_idx]], local_frame, len(frame_ids))
+    energy = energy.float() if energy.dtype == torch.bfloat16 else energy
+    if not need_forces:
+        return energy, None, atom_idx
+    (de_dg,) = torch.autograd.grad(energy.sum(), g, create_graph=create_graph)
+    forces = _forces_from_jacobian(ds, frame_ids, local_offset, de_dg)
+    return energy, forces, atom_idx
+
+
+def _forces_from_jacobian(
+    ds: FrameDataset, frame_ids: torch.Tensor, local_offset: torch.Tensor, de_dg: torch.Tensor
+) -> torch.Tensor:
+    """F_a = −Σ_{i,f} ∂E/∂G_{i,f} · ∂G_{i,f}/∂R_a for every atom of the batch, frame by frame (batched per size)."""
+    assert ds.jacobians is not None and ds.jacobian_slot is not None
+    n_feat = de_dg.shape[1]
+    sizes = ds.n_atoms[frame_ids]
+    forces = torch.zeros((de_dg.shape[0], 3), dtype=de_dg.dtype, device=de_dg.device)
+    for n, block in ds.jacobians.items():
+        pos = torch.nonzero(sizes == n).squeeze(1)
+        if pos.numel() == 0:
+            continue
+        jac = block[ds.jacobian_slot[frame_ids[pos]]].to(de_dg.dtype)  # (k, n·F, n·3)
+        rows = (local_offset[pos][:, None] + torch.arange(n, device=de_dg.device)[None, :]).reshape(-1)
+        grad = de_dg[rows].reshape(len(pos), 1, n * n_feat)
+        f = -torch.bmm(grad, jac).reshape(-1, 3)
+        if len(ds.jacobians) == 1:
+            return f  # one frame size: rows are exactly the batch atoms in order
+        forces = forces.index_copy(0, rows, f)
+    return forces
+
+
+@torch.no_grad()
+def _evaluate(model: torch.nn.Module, ds: FrameDataset, species_map: torch.Tensor, cfg: TrainConfig,
+              batch_size: int = 256) -> dict[str, float | None]:
+    """Loss and RMSEs of ``model`` on all of ``ds``."""
+    need_forces = ds.has_forces and cfg.force_weight > 0
+    se_e, se_f, n_f = 0.0, 0.0, 0
+    for start in range(0, ds.n_frames, batch_size):
+        ids = torch.arange(start, min(start + batch_size, ds.n_frames), device=ds.device)
+        with torch.enable_grad():
+            energy, forces, atom_idx = _batch(model, ds, ids, species_map, need_forces, False, cfg.amp)
+        n = ds.n_atoms[ids].to(torch.float64)
+        se_e += float((((energy.detach().double() - ds.energy_ev[ids]) / n) ** 2).sum())
+        if forces is not None:
+            se_f += float(((forces.detach() - ds.forces_ev_per_a[atom_idx]) ** 2).sum())
+            n_f += forces.numel()
+    mse_e = se_e / ds.n_frames
+    mse_f = se_f / n_f if n_f else None
+    loss = cfg.energy_weight * mse_e + (cfg.force_weight * mse_f if mse_f is not None else 0.0)
+    return {"loss": loss, "energy_rmse_mev_per_atom": 1000 * math.sqrt(mse_e),
+            "force_rmse_mev_per_a": 1000 * math.sqrt(mse_f) if mse_f is not None else None}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _fit_model_scaling(model: HDNNP, train_set: FrameDataset, cfg: TrainConfig) -> None:
+    smap = model.species_index(train_set.elements).to(train_set.species.device)
+    model.fit_scaling(
+        train_set.descriptors, smap[train_set.species], train_set.frame_index, train_set.energy_ev,
+        whiten=cfg.input_scaling == "whiten", scale_inputs=cfg.input_scaling != "none",
+        fit_reference=cfg.reference_energies,
+    )
+
+
+def _save_atomic(payload: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _distributed() -> tuple[bool, int, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return True, dist.get_rank(), dist.get_world_size()
+    return False, 0, 1
+
+
+def train(
+    model: HDNNP,
+    train_set: FrameDataset,
+    val_set: FrameDataset | None = None,
+    config: TrainConfig | None = None,
+    *,
+    checkpoint_path: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` in place and return the per-epoch :class:`History`.
+
+    The input scaling and reference energies are fitted on ``train_set`` first (unless the model was fitted before,
+    e.g. when resuming). With ``val_set`` the best-validation weights are restored at the end and early stopping
+    applies. ``checkpoint_path`` is written every ``config.checkpoint_every`` epochs and at the end; with
+    ``resume=True`` training continues from it (an existing checkpoint is never overwritten without ``resume``).
+    Ctrl-C / "interrupt kernel" stops cleanly: a checkpoint is written and the best weights so far are kept.
+    """
+    cfg = config or TrainConfig()
+    device = resolve_device(cfg.device)
+    is_dist, rank, world = _distributed()
+    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
+    if ckpt is not None and ckpt.exists() and not resume:
+        raise FileExistsError(f"Checkpoint {ckpt} exists: pass resume=True to continue from it, or delete it / choose "
+                              "another checkpoint_path to start afresh.")
+    need_forces = train_set.has_forces and cfg.force_weight > 0
+    if cfg.force_weight > 0 and not train_set.has_forces and train_set.forces_ev_per_a is not None:
+        warnings.warn("The training set has forces but no Jacobians; training on energies only.", stacklevel=2)
+
+    torch.manual_seed(cfg.seed)
+    model.to(device)
+    train_set = train_set.to(device)
+    val_set = val_set.to(device) if val_set is not None else None
+    smap_train = _species_map(model, train_set)
+    smap_val = _species_map(model, val_set) if val_set is not None else None
+
+    state = None
+    if ckpt is not None and resume and ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        if state.get("format") != "hdnnp-handson-checkpoint":
+            raise ValueError(f"{ckpt} is not a training checkpoint of helpers.training.train.")
+        model.load_state_dict(state["model"])
+    elif not bool(model.scaling_fitted):
+        _fit_model_scaling(model, train_set.to("cpu") if device.type != "cpu" else train_set, cfg)
+        model.to(device)
+
+    net: torch.nn.Module = model
+    if cfg.compile:
+        try:
+            net = torch.compile(model)
+        except Exception as err:  # noqa: BLE001 — compilation support varies by platform
+            warnings.warn(f"torch.compile failed ({err}); training without compilation.", stacklevel=2)
+            net = model
+
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler: Any = None
+    if cfg.lr_schedule == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=cfg.plateau_factor,
+                                                               patience=cfg.plateau_patience, min_lr=cfg.lr_min)
+    elif cfg.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs, eta_min=cfg.lr_min)
+
+    history = History(device=str(device))
+    best_state: dict[str, torch.Tensor] | None = None
+    best_loss = math.inf
+    since_best = 0
+    start_epoch = 1
+    elapsed_before = 0.0
+    if state is not None:
+        optimiser.load_state_dict(state["optimiser"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        history = History.from_dict(state["history"])
+        best_state = state.get("best_state")
+        best_loss = state.get("best_loss", math.inf)
+        since_best = state.get("since_best", 0)
+        start_epoch = int(state["epoch"]) + 1
+        elapsed_before = float(history.train_seconds)
+
+    def checkpoint(epoch: int) -> None:
+        if ckpt is None or rank != 0:
+            return
+        _save_atomic({
+            "format": "hdnnp-handson-checkpoint", "version": 1, "epoch": epoch,
+            "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "optimiser": optimiser.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "history": history.as_dict(), "best_state": best_state, "best_loss": best_loss,
+            "since_best": since_best, "config": asdict(cfg),
+        }, ckpt)
+
+    n_train = train_set.n_frames
+    bs = min(cfg.batch_size, n_train)
+    n_per_step = train_set.n_atoms.to(torch.float64)
+    t0 = time.perf_counter()
+    bar: Any = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, initial=start_epoch - 1, desc="training", unit="epoch")
+    epoch = start_epoch - 1
+    try:
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            net.train()
+            gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+            order = torch.randperm(n_train, generator=gen).to(device)
+            se_e = torch.zeros((), dtype=torch.float64, device=device)
+            se_f = torch.zeros((), dtype=torch.float64, device=device)
+            n_fc = 0
+            for start in range(0, n_train, bs):
+                global_ids = order[start:start + bs]
+                n_global = len(global_ids)
+                n_fc_global = int(n_per_step[global_ids].sum()) * 3 if need_forces else 0
+                ids = global_ids[rank::world] if is_dist else global_ids
+                optimiser.zero_grad(set_to_none=True)
+                energy, forces, atom_idx = _batch(net, train_set, ids, smap_train, need_forces, True, cfg.amp)
+                n = train_set.n_atoms[ids].to(torch.float64)
+                err_e = (energy.double() - train_set.energy_ev[ids]) / n
+                loss = cfg.energy_weight * (err_e ** 2).sum() / n_global
+                if forces is not None:
+                    err_f = forces - train_set.forces_ev_per_a[atom_idx]
+                    loss = loss + cfg.force_weight * (err_f ** 2).sum() / n_fc_global
+                    se_f += (err_f.detach() ** 2).sum().double()
+                    n_fc += err_f.numel()
+                loss.backward()
+                if is_dist:
+                    for p in model.parameters():
+                        if p.grad is not None:
+                            torch.distributed.all_reduce(p.grad)
+                optimiser.step()
+                se_e += (err_e.detach() ** 2).sum().double()
+            if is_dist:
+                stats = torch.stack([se_e, se_f, torch.tensor(float(n_fc), dtype=torch.float64, device=device)])
+                torch.distributed.all_reduce(stats)
+                se_e, se_f, n_fc = stats[0], stats[1], int(stats[2])
+            mse_e = float(se_e) / n_train
+            mse_f = float(se_f) / n_fc if n_fc else None
+            train_loss = cfg.energy_weight * mse_e + (cfg.force_weight * mse_f if mse_f is not None else 0.0)
+            val = None
+            if val_set is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                net.eval()
+                val = _evaluate(net, val_set, smap_val, cfg)
+            monitor = val["loss"] if val is not None else train_loss
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(f"The training loss became {train_loss} at epoch {epoch}; lower the "
+                                         "learning rate (TrainConfig.learning_rate) or check the data.")
+            history.epoch.append(epoch)
+            history.train_loss.append(train_loss)
+            history.val_loss.append(val["loss"] if val else None)
+            history.train_energy_rmse_mev_per_atom.append(1000 * math.sqrt(mse_e))
+            history.val_energy_rmse_mev_per_atom.append(val["energy_rmse_mev_per_atom"] if val else None)
+            history.train_force_rmse_mev_per_a.append(1000 * math.sqrt(mse_f) if mse_f is not None else None)
+            history.val_force_rmse_mev_per_a.append(val["force_rmse_mev_per_a"] if val else None)
+            history.lr.append(optimiser.param_groups[0]["lr"])
+            history.train_seconds = elapsed_before + time.perf_counter() - t0
+            history.seconds.append(history.train_seconds)
+            if val is not None or val_set is None:
+                if monitor < best_loss:
+                    best_loss, since_best = monitor, 0
+                    history.best_epoch, history.best_val_loss = epoch, monitor
+                    if val_set is not None:
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    since_best += cfg.eval_every
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if val is not None or val_set is None:
+                    scheduler.step(monitor)
+            elif scheduler is not None:
+                scheduler.step()
+            if bar is not None:
+                post = {"loss": f"{train_loss:.2e}", "lr": f"{history.lr[-1]:.1e}"}
+                if val is not None:
+                    post["val E"] = f"{val['energy_rmse_mev_per_atom']:.2f} meV/at"
+                    if val["force_rmse_mev_per_a"] is not None:
+                        post["val F"] = f"{val['force_rmse_mev_per_a']:.0f} meV/Å"
+                bar.set_postfix(post, refresh=False)
+                bar.update(1)
+            if ckpt is not None and epoch % cfg.checkpoint_every == 0:
+                checkpoint(epoch)
+            if val_set is not None and cfg.patience is not None and since_best >= cfg.patience:
+                history.stopped_early = True
+                break
+            if cfg.max_seconds is not None and history.train_seconds >= cfg.max_seconds:
+                break
+    except KeyboardInterrupt:
+        history.interrupted = True
+        if rank == 0:
+            print(f"Training interrupted at epoch {epoch}; keeping the best weights so far"
+                  + (f" and writing {ckpt} (resume=True continues)." if ckpt else "."))
+    finally:
+        if bar is not None:
+            bar.close()
+    history.train_seconds = elapsed_before + time.perf_counter() - t0
+    if ckpt is not None and history.epoch:
+        checkpoint(history.epoch[-1])
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for a CUDA (or CPU allocator) out-of-memory error."""
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(err, oom_type):
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+OOM_ADVICE = ("Out of memory on {device} with batch_size={batch}. A batch holds the descriptors, the descriptor "
+              "Jacobians (n_atoms·F·n_atoms·3 numbers per frame when training forces) and the activations of every "
+              "atom. Halve batch_size (or train energies only, or use a smaller network); on a shared GPU also check "
+              "nvidia-smi for other processes.")
+
+
+def train_with_batch_backoff(model: HDNNP, train_set: FrameDataset, val_set: FrameDataset | None = None,
+                             config: TrainConfig | None = None, *, min_batch_size: int = 1,
+                             **kwargs: Any) -> tuple[History, int]:
+    """:func:`train`, halving ``batch_size`` after an out-of-memory error until it fits.
+
+    Returns the history and the batch size that worked. The model's weights are reset to their initial values
+    before each retry, so the result is that of a clean run with the final batch size.
+    """
+    cfg = config or TrainConfig()
+    initial = copy.deepcopy(model.state_dict())
+    batch = cfg.batch_size
+    while True:
+        try:
+            history = train(model, train_set, val_set, TrainConfig(**{**asdict(cfg), "batch_size": batch}), **kwargs)
+            return history, batch
+        except (RuntimeError, MemoryError) as err:
+            if not (is_out_of_memory(err) or isinstance(err, MemoryError)) or batch <= min_batch_size:
+                raise
+            print(OOM_ADVICE.format(device=cfg.device, batch=batch) + f" Retrying with batch_size={batch // 2}.")
+            batch = max(batch // 2, min_batch_size)
+            model.load_state_dict(initial)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Prediction
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def predict(model: HDNNP, dataset: FrameDataset, *, forces: bool | None = None, batch_size: int = 256,
+            device: str | torch.device | None = None) -> dict[str, np.ndarray | None]:
+    """Energies (and forces) of every frame of ``dataset``.
+
+    Args:
+        forces: True/False, or None → forces when the dataset has Jacobians.
+        device: where to run (default: the model's device).
+
+    Returns:
+        ``energy_per_atom_ev`` (n_frames,), ``energy_ev`` (n_frames,), ``forces_ev_per_a`` (n_atoms_total, 3) or None.
+    """
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(dev).eval()
+    ds = dataset.to(dev)
+    want_forces = ds.has_forces if forces is None else bool(forces)
+    if want_forces and not ds.has_forces:
+        raise ValueError("Forces were requested but the dataset has no descriptor Jacobians: build it with "
+                         "dataset_from_frames(..., with_forces=True).")
+    smap = _species_map(model, ds)
+    energies, force_chunks = [], []
+    for start in range(0, ds.n_frames, batch_size):
+        ids = torch.arange(start, min(start + batch_size, ds.n_frames), device=dev)
+        with torch.enable_grad() if want_forces else torch.no_grad():
+            energy, f, _ = _batch(model, ds, ids, smap, want_forces, False)
+        energies.append(energy.detach().double().cpu())
+        if f is not None:
+            force_chunks.append(f.detach().double().cpu())
+    energy_ev = torch.cat(energies).numpy()
+    n = ds.n_atoms.cpu().numpy()
+    return {
+        "energy_per_atom_ev": energy_ev / n,
+        "energy_ev": energy_ev,
+        "forces_ev_per_a": torch.cat(force_chunks).numpy() if force_chunks else None,
+    }
+
+
+def reference_values(dataset: FrameDataset) -> dict[str, np.ndarray | None]:
+    """The dataset's own labels in the layout of :func:`predict`."""
+    return {
+        "energy_per_atom_ev": dataset.energy_per_atom_ev.cpu().numpy(),
+        "energy_ev": dataset.energy_ev.cpu().numpy(),
+        "forces_ev_per_a": None if dataset.forces_ev_per_a is None else dataset.forces_ev_per_a.cpu().double().numpy(),
+    }
+
+
+def evaluate(model: HDNNP, dataset: FrameDataset, **kwargs: Any) -> dict[str, Any]:
+    """:func:`helpers.metrics.energy_force_metrics` of ``model`` on ``dataset`` (meV/atom, meV/Å)."""
+    from helpers.metrics import energy_force_metrics
+
+    pred = predict(model, dataset, **kwargs)
+    ref = reference_values(dataset)
+    if pred["forces_ev_per_a"] is None:
+        return energy_force_metrics(pred["energy_per_atom_ev"], ref["energy_per_atom_ev"])
+    return energy_force_metrics(pred["energy_per_atom_ev"], ref["energy_per_atom_ev"], pred["forces_ev_per_a"],
+                                ref["forces_ev_per_a"])
+
+
+def build_model(train_set: FrameDataset, hidden: Sequence[int] = (32, 32), activation: str = "silu",
+                descriptor: dict | None = None) -> HDNNP:
+    """An :class:`HDNNP` sized for ``train_set`` (its elements and feature count)."""
+    return HDNNP(train_set.elements, train_set.n_features, hidden, activation,
+                 descriptor if descriptor is not None else train_set.descriptor)
+
+
+__all__ = ["OOM_ADVICE", "FrameDataset", "History", "TrainConfig", "build_model", "dataset_from_arrays",
+           "dataset_from_frames", "evaluate", "is_out_of_memory", "predict", "reference_values", "resolve_device",
+           "train", "train_with_batch_backoff"]

@@ -1,0 +1,592 @@
+#!/usr/bin/env python
+"""Generate the silicon reference dataset: Tersoff sampling + GPAW (PBE) labels + lecture-format arrays.
+
+Stages (``all`` runs them in order):
+
+* ``label``     sample 8-atom diamond-Si structures with ASE's Tersoff potential (MD at 300–1500 K, volume and
+                shear strain, hot disordered snapshots, a perfect-crystal E(V) scan) and label each frame with DFT.
+                Work happens in ``--work`` (one JSON file per labelled frame, written atomically): a crash or Ctrl-C
+                loses at most the frames in flight, and re-running the same command continues.
+* ``converge``  cutoff / k-mesh convergence check on three frames relative to the perfect crystal.
+* ``finalize``  collect the labelled frames into ``si_dft.extxyz``, compute ``desc.npy`` / ``label.npy`` (dscribe
+                ACSF) and write ``manifest.json`` (settings, versions, split, checksums) into ``--out``.
+
+Example (about 1.5 h on two cores)::
+
+    OMP_NUM_THREADS=1 python scripts/make_dataset.py all --out data --workers 2
+
+A fast, DFT-free variant for tests and development (Tersoff labels, clearly marked in the manifest)::
+
+    python scripts/make_dataset.py all --calculator tersoff --n-frames 60 --out /tmp/si_tersoff
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+LATTICE_CONSTANT_A = 5.47  # Å, close to the PBE lattice constant of Si
+OUTPUT_FILES = ("si_dft.extxyz", "desc.npy", "label.npy", "manifest.json")
+
+#: The lecture's tuned ACSF preset (dscribe order: G1, then G2 in this order, then G4 in this order).
+DESCRIPTOR: dict[str, Any] = {
+    "type": "acsf",
+    "library": "dscribe",
+    "species": ["Si"],
+    "r_cut": 6.0,
+    "g2_params": [[eta, r_s] for eta in (0.1, 0.5) for r_s in (2.2, 2.4, 2.6, 3.0, 3.4, 3.6, 4.0, 4.4)],
+    "g4_params": [[eta, zeta, lam] for eta in (0.0, 0.1) for zeta in (1.0, 2.0, 4.0, 16.0) for lam in (1.0, -1.0)],
+    "n_features": 33,
+}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Sampling plan
+# --------------------------------------------------------------------------------------------------------------------
+@dataclass
+class Trajectory:
+    """One independent sampling run; all its frames share a cell and fall into the same split."""
+
+    trajectory: int
+    config_type: str
+    n_frames: int
+    seed: int
+    temperature_k: float | None = None
+    volume_strain: float = 0.0
+    strain_voigt: list[float] = field(default_factory=lambda: [0.0] * 6)  # xx yy zz yz xz xy (symmetric strain)
+    timestep_fs: float = 2.0
+    equilibration_steps: int = 40
+    interval_steps: int = 20
+
+
+def make_plan(n_frames_target: int, seed: int) -> list[Trajectory]:
+    """Sampling plan scaled to about ``n_frames_target`` frames, in labelling order (stratified interleave)."""
+    rng = np.random.default_rng(seed)
+    scale = n_frames_target / 981.0
+    trajs: list[Trajectory] = []
+
+    def add(**kw: Any) -> None:
+        trajs.append(Trajectory(trajectory=len(trajs), seed=int(rng.integers(2**31)), **kw))
+
+    # thermal MD in the equilibrium cell
+    n_md = max(1, round(20 * scale))
+    for temperature in (300.0, 600.0, 900.0, 1200.0, 1500.0):
+        for _ in range(n_md):
+            add(config_type="md", n_frames=5, temperature_k=temperature)
+    # hot, disordered (liquid-like) snapshots at several densities
+    for _ in range(max(1, round(30 * scale))):
+        add(config_type="disordered", n_frames=6, temperature_k=float(rng.uniform(2500, 4000)),
+            volume_strain=float(rng.uniform(-0.05, 0.10)), timestep_fs=1.0, equilibration_steps=200,
+            interval_steps=30)
+    # volume strain with thermal displacements
+    for _ in range(max(1, round(70 * scale))):
+        add(config_type="strain_volume", n_frames=2, temperature_k=float(rng.choice([300.0, 600.0, 900.0])),
+            volume_strain=float(rng.uniform(-0.10, 0.10)))
+    # shear (and small normal) strain with thermal displacements
+    for _ in range(max(1, round(70 * scale))):
+        voigt = [*rng.uniform(-0.03, 0.03, 3), *rng.uniform(-0.06, 0.06, 3)]
+        add(config_type="strain_shear", n_frames=2, temperature_k=float(rng.choice([300.0, 600.0, 900.0])),
+            strain_voigt=[float(x) for x in voigt])
+    # perfect crystal energy-volume scan (-10 % … +10 % in volume)
+    for v in np.linspace(-0.10, 0.10, 21 if n_frames_target >= 500 else 5):
+        add(config_type="eos", n_frames=1, volume_strain=float(round(v, 4)))
+
+    # stratified interleave: any prefix of the labelling order holds every config_type in proportion
+    keys = []
+    for ctype in sorted({t.config_type for t in trajs}):
+        members = [t for t in trajs if t.config_type == ctype]
+        order = rng.permutation(len(members))
+        for rank, idx in enumerate(order):
+            keys.append(((rank + rng.uniform(0.0, 0.5)) / len(members), members[idx].trajectory))
+    by_id = {t.trajectory: t for t in trajs}
+    if n_frames_target < 100:  # smoke-test plans (tests, demos): same kinds of structure, far fewer MD steps
+        for t in trajs:
+            t.equilibration_steps, t.interval_steps = min(t.equilibration_steps, 10), min(t.interval_steps, 5)
+            t.n_frames = min(t.n_frames, 2)
+    return [by_id[tid] for _, tid in sorted(keys)]
+
+
+def strained_cell(traj: Trajectory):
+    """The 8-atom cubic diamond cell with the trajectory's strain applied (positions scaled with the cell)."""
+    from ase.build import bulk
+
+    atoms = bulk("Si", "diamond", a=LATTICE_CONSTANT_A, cubic=True)
+    xx, yy, zz, yz, xz, xy = traj.strain_voigt
+    eps = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    deform = (np.eye(3) + eps) * (1.0 + traj.volume_strain) ** (1.0 / 3.0)
+    atoms.set_cell(atoms.cell.array @ deform.T, scale_atoms=True)
+    return atoms
+
+
+def sample_structures(traj: Trajectory) -> list:
+    """Frames of one trajectory (seeded Tersoff Langevin MD, or the perfect cell for ``eos``)."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    from helpers.potentials import tersoff_si
+
+    atoms = strained_cell(traj)
+    info = {"config_type": traj.config_type, "trajectory": traj.trajectory,
+            "volume_strain": traj.volume_strain,
+            "shear_strain": float(np.max(np.abs(traj.strain_voigt[3:])))}
+    if traj.temperature_k is None:
+        atoms.info.update(info | {"temperature_k": 0.0, "frame_in_trajectory": 0})
+        return [atoms]
+    rng = np.random.default_rng(traj.seed)
+    atoms.rattle(0.02, seed=int(rng.integers(2**31)))
+    atoms.calc = tersoff_si()
+    MaxwellBoltzmannDistribution(atoms, temperature_K=traj.temperature_k, rng=rng)
+    dyn = Langevin(atoms, traj.timestep_fs * units.fs, temperature_K=traj.temperature_k, friction=0.02 / units.fs,
+                   rng=rng)
+    dyn.run(traj.equilibration_steps)
+    frames = []
+    for k in range(traj.n_frames):
+        if k:
+            dyn.run(traj.interval_steps)
+        frame = atoms.copy()
+        frame.calc = None
+        frame.info.update(info | {"temperature_k": traj.temperature_k, "frame_in_trajectory": k})
+        frames.append(frame)
+    return frames
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Labelling
+# --------------------------------------------------------------------------------------------------------------------
+@dataclass
+class DFTSettings:
+    """GPAW settings (energies eV, lengths Å)."""
+
+    xc: str = "PBE"
+    ecut_ev: float = 300.0
+    kpts: tuple[int, int, int] = (3, 3, 3)
+    smearing: str = "fermi-dirac"
+    smearing_width_ev: float = 0.05
+
+    def gpaw_calculator(self, txt: str | None = None):
+        from gpaw import GPAW, PW, FermiDirac
+
+        return GPAW(mode=PW(self.ecut_ev), xc=self.xc, kpts={"size": self.kpts},
+                    occupations=FermiDirac(self.smearing_width_ev),
+                    symmetry={"point_group": False, "time_reversal": True}, txt=txt)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def frame_path(work: Path, tid: int, k: int) -> Path:
+    return work / "frames" / f"traj{tid:04d}_frame{k:02d}.json"
+
+
+def label_trajectory(traj: Trajectory, work: str, calculator: str, dft: DFTSettings) -> int:
+    """Sample and label one trajectory; writes one JSON per frame. Returns the number of new frames."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    work_dir = Path(work)
+    frames = sample_structures(traj)
+    todo = [k for k in range(len(frames)) if not frame_path(work_dir, traj.trajectory, k).exists()]
+    if not todo:
+        return 0
+    if calculator == "gpaw":
+        calc = dft.gpaw_calculator()
+    else:
+        from helpers.potentials import tersoff_si
+
+        calc = tersoff_si()
+    for k in todo:
+        atoms = frames[k]
+        atoms.calc = calc  # same cell within a trajectory: GPAW reuses the previous wavefunctions
+        t0 = time.perf_counter()
+        energy = atoms.get_potential_energy(force_consistent=True) if calculator == "gpaw" \
+            else atoms.get_potential_energy()
+        forces = atoms.get_forces()
+        stress = atoms.get_stress(voigt=True)
+        record = {
+            "numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
+            "cell": atoms.cell.array.tolist(), "pbc": atoms.pbc.tolist(), "info": atoms.info,
+            "energy_ev": float(energy), "forces_ev_per_a": forces.tolist(), "stress_ev_per_a3": stress.tolist(),
+            "wall_time_s": time.perf_counter() - t0, "calculator": calculator,
+        }
+        _atomic_write_text(frame_path(work_dir, traj.trajectory, k), json.dumps(record))
+    return len(todo)
+
+
+def import_shipped_labels(out: Path, work: Path, args: argparse.Namespace) -> int:
+    """Seed the work folder from an already shipped ``si_dft.extxyz`` so that labelling continues from it.
+
+    Structures are sampled deterministically from (seed, plan), so a later run — another machine, another day — can
+    extend a shipped dataset to more frames without recomputing the frames it already holds.
+    """
+    shipped, manifest_path = out / "si_dft.extxyz", out / "manifest.json"
+    if not (shipped.exists() and manifest_path.exists()):
+        return 0
+    manifest = json.loads(manifest_path.read_text())
+    sampling = manifest.get("sampling", {})
+    if sampling.get("seed") != args.seed or manifest.get("labels") != ("dft" if args.calculator == "gpaw" else
+                                                                        "tersoff"):
+        print(f"not importing {shipped}: it was made with another seed or labeller")
+        return 0
+    if args.calculator == "gpaw" and (manifest["dft"]["ecut_ev"], manifest["dft"]["kpts"]) != (args.ecut,
+                                                                                               [args.kpts] * 3):
+        raise SystemExit(f"{shipped} was labelled with ecut {manifest['dft']['ecut_ev']} eV and k-mesh "
+                         f"{manifest['dft']['kpts']}; pass the same --ecut/--kpts to extend it")
+    from ase.io import read
+
+    n = 0
+    for atoms in read(shipped, ":"):
+        path = frame_path(work, int(atoms.info["trajectory"]), int(atoms.info["frame_in_trajectory"]))
+        if path.exists():
+            continue
+        info = {k: v for k, v in atoms.info.items() if k != "dft_wall_time_s"}
+        record = {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
+                  "cell": atoms.cell.array.tolist(), "pbc": atoms.pbc.tolist(), "info": info,
+                  "energy_ev": float(atoms.get_potential_energy()), "forces_ev_per_a": atoms.get_forces().tolist(),
+                  "stress_ev_per_a3": atoms.get_stress(voigt=True).tolist(),
+                  "wall_time_s": float(atoms.info.get("dft_wall_time_s", float("nan"))),
+                  "calculator": args.calculator}
+        _atomic_write_text(path, json.dumps(record, default=_plain))
+        n += 1
+    print(f"imported {n} labelled frames from {shipped}")
+    return n
+
+
+def run_labelling(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSettings) -> None:
+    from tqdm.auto import tqdm
+
+    work = Path(args.work)
+    import_shipped_labels(Path(args.out), work, args)
+    done_frames = lambda t: sum(frame_path(work, t.trajectory, k).exists() for k in range(t.n_frames))  # noqa: E731
+    pending = [t for t in plan if done_frames(t) < t.n_frames]
+    total = sum(t.n_frames for t in plan)
+    already = total - sum(t.n_frames - done_frames(t) for t in pending)
+    deadline = time.time() + 60 * args.max_minutes if args.max_minutes else None
+    bar = tqdm(total=total, initial=already, unit="frame", desc=f"labelling ({args.calculator})", smoothing=0.05)
+    try:
+        if args.workers == 1:  # in this process: simpler to debug and interrupt
+            for t in pending:
+                if deadline is not None and time.time() > deadline:
+                    print(f"\nstopped at the time limit (--max-minutes {args.max_minutes}); re-run to continue")
+                    break
+                bar.update(label_trajectory(t, str(work), args.calculator, dft))
+            return
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            running: dict = {}
+            queue = list(pending)
+            while queue or running:
+                while queue and len(running) < args.workers and (deadline is None or time.time() < deadline):
+                    t = queue.pop(0)
+                    running[pool.submit(label_trajectory, t, str(work), args.calculator, dft)] = t
+                if not running:
+                    print(f"\nstopped at the time limit (--max-minutes {args.max_minutes}); re-run to continue")
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    running.pop(fut)
+                    bar.update(fut.result())
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished frames are kept in", work, "- re-run the same command to continue")
+        raise SystemExit(130) from None
+    finally:
+        bar.close()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Convergence check
+# --------------------------------------------------------------------------------------------------------------------
+def run_convergence(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSettings) -> dict:
+    """Energies relative to the perfect crystal and forces at the production vs a denser setting."""
+    out = Path(args.work) / "convergence.json"
+    if out.exists() and not args.force:
+        return json.loads(out.read_text())
+    pick = {}
+    for t in plan:
+        if t.config_type == "eos" and abs(t.volume_strain) < 1e-9:
+            pick["reference (perfect crystal)"] = sample_structures(t)[0]
+    for ctype in ("md", "strain_volume", "strain_shear"):
+        cands = [t for t in plan if t.config_type == ctype]
+        if ctype == "md":
+            cands = [t for t in cands if t.temperature_k == max(c.temperature_k for c in cands)]
+        if ctype == "strain_volume":
+            cands = sorted(cands, key=lambda t: t.volume_strain)
+        pick[f"{ctype} (trajectory {cands[0].trajectory})"] = sample_structures(cands[0])[0]
+    dense = DFTSettings(ecut_ev=args.dense_ecut, kpts=(args.dense_kpts,) * 3, smearing_width_ev=dft.smearing_width_ev)
+    results: dict[str, dict] = {}
+    for label, settings in (("production", dft), ("dense", dense)):
+        for name, atoms in pick.items():
+            a = atoms.copy()
+            if args.calculator == "gpaw":
+                a.calc = settings.gpaw_calculator()
+                e = a.get_potential_energy(force_consistent=True)
+            else:
+                from helpers.potentials import tersoff_si
+
+                a.calc = tersoff_si()
+                e = a.get_potential_energy()
+            results.setdefault(name, {})[label] = {"energy_per_atom_ev": e / len(a), "forces": a.get_forces()}
+            print(f"  convergence {label:10s} {name}: {e / len(a):.6f} eV/atom", flush=True)
+    ref = next(iter(pick))
+    report = {"production": {"ecut_ev": dft.ecut_ev, "kpts": list(dft.kpts)},
+              "dense": {"ecut_ev": dense.ecut_ev, "kpts": list(dense.kpts)},
+              "reference_frame": ref, "frames": {}}
+    for name in list(pick)[1:]:
+        rel = {lab: results[name][lab]["energy_per_atom_ev"] - results[ref][lab]["energy_per_atom_ev"]
+               for lab in ("production", "dense")}
+        df = results[name]["production"]["forces"] - results[name]["dense"]["forces"]
+        report["frames"][name] = {
+            "relative_energy_production_mev_per_atom": 1000 * rel["production"],
+            "relative_energy_dense_mev_per_atom": 1000 * rel["dense"],
+            "relative_energy_change_mev_per_atom": 1000 * (rel["dense"] - rel["production"]),
+            "force_change_max_mev_per_a": 1000 * float(np.abs(df).max()),
+            "force_change_rms_mev_per_a": 1000 * float(np.sqrt(np.mean(df**2))),
+        }
+    fr = report["frames"].values()
+    report["max_relative_energy_change_mev_per_atom"] = max(abs(v["relative_energy_change_mev_per_atom"]) for v in fr)
+    report["max_force_change_mev_per_a"] = max(v["force_change_max_mev_per_a"] for v in fr)
+    report["targets"] = {"relative_energy_mev_per_atom": 2.0, "force_mev_per_a": 30.0}
+    _atomic_write_text(out, json.dumps(report, indent=1))
+    return report
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Finalize
+# --------------------------------------------------------------------------------------------------------------------
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def stratified_group_split(config_types: list[str], groups: list[int], seed: int,
+                           fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> dict[str, list[int]]:
+    """Split frame indices ~80/10/10 within each config_type, keeping every trajectory in one split."""
+    rng = np.random.default_rng(seed)
+    split: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
+    for ctype in sorted(set(config_types)):
+        tids = sorted({g for g, c in zip(groups, config_types) if c == ctype})
+        rng.shuffle(tids)
+        members = {t: [i for i, g in enumerate(groups) if g == t] for t in tids}
+        n_total = sum(len(v) for v in members.values())
+        # validation and test first get about 10 % each (at least one trajectory when there are 3 or more)
+        targets = {"validation": fractions[1] * n_total, "test": fractions[2] * n_total}
+        filled = {"validation": 0, "test": 0}
+        for t in tids:
+            need = [s for s in ("test", "validation") if filled[s] + len(members[t]) / 2 <= targets[s]
+                    or (filled[s] == 0 and len(tids) >= 3)]
+            name = need[0] if need else "train"
+            split[name].extend(members[t])
+            if name != "train":
+                filled[name] += len(members[t])
+    return {k: sorted(v) for k, v in split.items()}
+
+
+def run_finalize(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSettings, wall_start: float) -> None:
+    import ase
+    import dscribe
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+    from dscribe.descriptors import ACSF
+
+    work, out = Path(args.work), Path(args.out)
+    records = []
+    for t in sorted(plan, key=lambda t: t.trajectory):
+        for k in range(t.n_frames):
+            p = frame_path(work, t.trajectory, k)
+            if p.exists():
+                records.append(json.loads(p.read_text()))
+    if len(records) < args.min_frames:
+        raise SystemExit(f"only {len(records)} labelled frames in {work}, fewer than --min-frames {args.min_frames}; "
+                         "run the 'label' stage (longer) first or lower --min-frames")
+    frames = []
+    for r in records:
+        atoms = Atoms(numbers=r["numbers"], positions=r["positions"], cell=r["cell"], pbc=r["pbc"])
+        atoms.info.update(r["info"])
+        atoms.info["dft_wall_time_s"] = round(float(r["wall_time_s"]), 2)
+        atoms.calc = SinglePointCalculator(atoms, energy=r["energy_ev"], free_energy=r["energy_ev"],
+                                           forces=np.array(r["forces_ev_per_a"]),
+                                           stress=np.array(r["stress_ev_per_a3"]))
+        frames.append(atoms)
+        for key in ("energy_ev", "forces_ev_per_a"):
+            if not np.all(np.isfinite(r[key])):
+                raise SystemExit(f"non-finite {key} in trajectory {r['info']['trajectory']}: refusing to ship it")
+    out.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
+    try:
+        write(tmpdir / "si_dft.extxyz", frames, format="extxyz")
+        acsf = ACSF(species=DESCRIPTOR["species"], r_cut=DESCRIPTOR["r_cut"], g2_params=DESCRIPTOR["g2_params"],
+                    g4_params=DESCRIPTOR["g4_params"], periodic=True)
+        assert acsf.get_number_of_features() == DESCRIPTOR["n_features"]
+        desc = np.stack([acsf.create(a) for a in frames]).astype(np.float32)
+        label = np.array([a.get_potential_energy() / len(a) for a in frames], dtype=np.float32)
+        np.save(tmpdir / "desc.npy", desc)
+        np.save(tmpdir / "label.npy", label)
+        config_types = [a.info["config_type"] for a in frames]
+        groups = [int(a.info["trajectory"]) for a in frames]
+        split = stratified_group_split(config_types, groups, seed=args.seed)
+        wall = [r["wall_time_s"] for r in records if np.isfinite(r["wall_time_s"])]
+        counts = {c: config_types.count(c) for c in sorted(set(config_types))}
+        e = label.astype(float)
+        fmax = [float(np.abs(np.array(r["forces_ev_per_a"])).max()) for r in records]
+        conv_path = work / "convergence.json"
+        manifest = {
+            "name": "si_dft",
+            "description": "8-atom diamond-structure silicon cells sampled with Tersoff MD/strain and labelled with "
+                           + ("DFT (GPAW, PBE)" if args.calculator == "gpaw" else
+                              "the Tersoff potential (NOT DFT: a development/test dataset)"),
+            "labels": "dft" if args.calculator == "gpaw" else "tersoff",
+            "n_frames": len(frames), "n_atoms_per_frame": 8,
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "wall_time_s": {"labelling_sum_over_frames": float(np.sum(wall)),
+                            "per_frame_mean": float(np.mean(wall)), "per_frame_median": float(np.median(wall)),
+                            "workers": args.workers, "script_elapsed_this_run": time.time() - wall_start},
+            "files": {},
+            "units": {"energy": "eV", "forces": "eV/Å", "stress": "eV/Å^3", "positions": "Å",
+                      "stress_convention": "ASE: Voigt order xx yy zz yz xz xy, positive = tensile",
+                      "label.npy": "eV/atom",
+                      "desc.npy": "ACSF values (dimensionless sums; η in Å^-2, R_s and r_cut in Å)"},
+            "versions": {"python": platform.python_version(), "ase": ase.__version__, "numpy": np.__version__,
+                         "dscribe": getattr(dscribe, "__version__", _dist_version("dscribe"))},
+            "dft": {"code": "GPAW", "xc": dft.xc, "mode": "pw", "ecut_ev": dft.ecut_ev, "kpts": list(dft.kpts),
+                    "kpts_type": "Monkhorst-Pack", "symmetry": "time reversal only (no point group)",
+                    "smearing": {"type": dft.smearing, "width_ev": dft.smearing_width_ev},
+                    "energy": "force-consistent free energy (ASE force_consistent=True), so forces = -dE/dR",
+                    "setups": "gpaw-data PAW setups (default)", "spin_polarized": False,
+                    "omp_num_threads": 1} if args.calculator == "gpaw" else
+                   {"code": "none (Tersoff labels: ase.calculators.tersoff, PRB 37, 6991)"},
+            "sampling": {"seed": args.seed, "n_frames_target": args.n_frames, "lattice_constant_a": LATTICE_CONSTANT_A,
+                         "cell": "8-atom cubic diamond Si", "sampler": "ASE Tersoff (PRB 37, 6991) Langevin MD, "
+                         "friction 0.02 fs^-1, Maxwell-Boltzmann start, 0.02 Å initial rattle",
+                         "counts_by_config_type": counts,
+                         "plan": [asdict(t) for t in sorted(plan, key=lambda t: t.trajectory)],
+                         "n_frames_planned": sum(t.n_frames for t in plan)},
+            "statistics": {"energy_per_atom_ev": {"min": float(e.min()), "max": float(e.max()),
+                                                  "mean": float(e.mean())},
+                           "max_abs_force_ev_per_a": {"min": float(np.min(fmax)), "max": float(np.max(fmax)),
+                                                      "median": float(np.median(fmax))}},
+            "convergence": json.loads(conv_path.read_text()) if conv_path.exists() else None,
+            "split": {"method": "stratified by config_type, grouped by trajectory (frames of one MD run stay in one "
+                                "split), about 80/10/10, seed " + str(args.seed), **split},
+            "descriptor": DESCRIPTOR,
+        }
+        if args.calculator == "gpaw":
+            import gpaw
+
+            manifest["versions"]["gpaw"] = gpaw.__version__
+            manifest["versions"]["gpaw-data"] = _dist_version("gpaw-data")
+        for name, what in (("si_dft.extxyz", "structures, energies (eV), forces (eV/Å), stress (eV/Å^3), info tags"),
+                           ("desc.npy", f"float32 {desc.shape}: ACSF per atom (lecture format)"),
+                           ("label.npy", f"float32 {label.shape}: total energy per atom in eV")):
+            p = tmpdir / name
+            manifest["files"][name] = {"sha256": sha256_file(p), "bytes": p.stat().st_size, "description": what}
+        _atomic_write_text(tmpdir / "manifest.json", json.dumps(manifest, indent=1))
+        for name in OUTPUT_FILES:  # the manifest goes last: it vouches for the others
+            os.replace(tmpdir / name, out / name)
+    finally:
+        for p in tmpdir.glob("*"):
+            p.unlink()
+        tmpdir.rmdir()
+    print(f"wrote {len(frames)} frames to {out}: {counts}")
+
+
+def _plain(value: Any) -> Any:
+    """JSON fallback for numpy scalars and arrays (e.g. from ASE's extxyz reader)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in JSON")
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=("all", "label", "converge", "finalize", "plan"), help="what to run")
+    p.add_argument("--out", default=str(REPO / "data"), help="output folder for the shipped files (default: data/)")
+    p.add_argument("--work", default=None, help="work folder for per-frame results (default: OUT/../build/dataset "
+                   "for data/, else OUT/.work)")
+    p.add_argument("--calculator", choices=("gpaw", "tersoff"), default="gpaw",
+                   help="labeller: gpaw (DFT, the real dataset) or tersoff (fast, for tests and development)")
+    p.add_argument("--n-frames", type=int, default=1000, help="target number of frames (default 1000)")
+    p.add_argument("--min-frames", type=int, default=None, help="finalize refuses fewer frames (default 80%% of "
+                   "--n-frames)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="parallel worker processes (each single-threaded)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop starting new trajectories after this many minutes (re-run to continue)")
+    p.add_argument("--ecut", type=float, default=300.0, help="plane-wave cutoff in eV")
+    p.add_argument("--kpts", type=int, default=3, help="Monkhorst-Pack mesh KxKxK")
+    p.add_argument("--smearing", type=float, default=0.05, help="Fermi-Dirac width in eV")
+    p.add_argument("--dense-ecut", type=float, default=400.0, help="cutoff for the convergence check (eV)")
+    p.add_argument("--dense-kpts", type=int, default=4, help="k-mesh for the convergence check")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files in --out")
+    args = p.parse_args(argv)
+    if args.work is None:
+        out = Path(args.out).resolve()
+        args.work = str(REPO / "build" / "dataset" if out == (REPO / "data").resolve() else out / ".work")
+    if args.min_frames is None:
+        args.min_frames = int(0.8 * args.n_frames)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    wall_start = time.time()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    dft = DFTSettings(ecut_ev=args.ecut, kpts=(args.kpts,) * 3, smearing_width_ev=args.smearing)
+    plan = make_plan(args.n_frames, args.seed)
+    if args.stage == "plan":
+        for t in plan:
+            print(asdict(t))
+        return
+    existing = [n for n in OUTPUT_FILES if (Path(args.out) / n).exists()]
+    if args.stage in ("all", "finalize") and existing and not args.force:
+        raise SystemExit(f"{args.out} already holds {', '.join(existing)}; refusing to overwrite them. "
+                         "Pass --force to replace them, or choose another --out.")
+    if args.calculator == "gpaw":
+        try:
+            import gpaw  # noqa: F401
+        except ImportError:
+            raise SystemExit("GPAW is not installed: see requirements-dft.txt (or use --calculator tersoff)") from None
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    if args.stage in ("all", "label"):
+        run_labelling(plan, args, dft)
+    if args.stage in ("all", "converge"):
+        run_convergence(plan, args, dft)
+    if args.stage in ("all", "finalize"):
+        run_finalize(plan, args, dft, wall_start)
+
+
+if __name__ == "__main__":
+    main()

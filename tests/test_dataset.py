@@ -1,0 +1,219 @@
+"""The shipped reference dataset (data/) and the script that makes it (scripts/make_dataset.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import data as hdata
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+SHIPPED = ("si_dft.extxyz", "desc.npy", "label.npy")
+
+needs_data = pytest.mark.skipif(not (DATA / "manifest.json").exists(),
+                                reason="data/manifest.json not present (dataset not generated yet)")
+
+
+def _script():
+    if "make_dataset" in sys.modules:
+        return sys.modules["make_dataset"]
+    spec = importlib.util.spec_from_file_location("make_dataset", REPO / "scripts" / "make_dataset.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_dataset"] = module  # dataclasses and worker processes look the module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    return json.loads((DATA / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return hdata.load_dataset(DATA)
+
+
+@needs_data
+def test_checksums_match_manifest(manifest):
+    for name in SHIPPED:
+        assert manifest["files"][name]["sha256"] == hdata.sha256_file(DATA / name), name
+    hdata.verify_checksums(DATA)
+
+
+@needs_data
+def test_shapes_dtypes_and_frame_order_agree(manifest, frames):
+    desc, label = hdata.load_lecture_arrays(DATA)
+    assert desc.dtype == np.float32 and label.dtype == np.float32
+    assert desc.shape == (manifest["n_frames"], 8, manifest["descriptor"]["n_features"]) == (len(frames), 8, 33)
+    assert label.shape == (len(frames),)
+    energy_per_atom = np.array([a.get_potential_energy() / len(a) for a in frames])
+    np.testing.assert_allclose(label, energy_per_atom, rtol=0, atol=1e-5)  # float32 of the same numbers, same order
+
+
+@needs_data
+def test_every_frame_is_labelled_and_tagged(frames, manifest):
+    assert len(frames) >= 800
+    counts: dict[str, int] = {}
+    for atoms in frames:
+        assert np.isfinite(atoms.get_potential_energy())
+        forces = atoms.get_forces()
+        assert forces.shape == (len(atoms), 3) and np.all(np.isfinite(forces))
+        assert {"config_type", "trajectory", "temperature_k"} <= set(atoms.info)
+        counts[atoms.info["config_type"]] = counts.get(atoms.info["config_type"], 0) + 1
+    assert counts == manifest["sampling"]["counts_by_config_type"]
+    assert {"md", "strain_volume", "strain_shear", "disordered", "eos"} <= set(counts)
+    # forces of a periodic frame sum to ~zero (momentum conservation); DFT noise is far below 0.05 eV/Å
+    total = np.array([a.get_forces().sum(axis=0) for a in frames])
+    assert np.abs(total).max() < 0.05
+
+
+@needs_data
+def test_split_is_disjoint_covers_all_and_keeps_trajectories_together(frames):
+    split = hdata.load_split(DATA)
+    parts = [set(split[k].tolist()) for k in ("train", "validation", "test")]
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    assert set().union(*parts) == set(range(len(frames)))
+    assert 0.7 < len(parts[0]) / len(frames) < 0.9
+    where = {}
+    for name, idx in zip(("train", "validation", "test"), parts):
+        for i in idx:
+            traj = frames[i].info["trajectory"]
+            assert where.setdefault(traj, name) == name, f"trajectory {traj} is split across {where[traj]} and {name}"
+    for name in ("validation", "test"):  # every config_type is represented in every split
+        assert {frames[i].info["config_type"] for i in split[name]} == {a.info["config_type"] for a in frames}
+
+
+@needs_data
+def test_descriptors_recomputed_from_extxyz_equal_desc_npy(manifest, frames):
+    from dscribe.descriptors import ACSF
+
+    d = manifest["descriptor"]
+    acsf = ACSF(species=d["species"], r_cut=d["r_cut"], g2_params=d["g2_params"], g4_params=d["g4_params"],
+                periodic=True)
+    desc = np.load(DATA / "desc.npy")
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(frames), size=12, replace=False):
+        np.testing.assert_allclose(acsf.create(frames[i]), desc[i], rtol=1e-6, atol=1e-5)
+
+
+@needs_data
+def test_manifest_tells_the_whole_story(manifest):
+    assert manifest["labels"] == "dft"
+    dft = manifest["dft"]
+    assert dft["code"] == "GPAW" and dft["xc"] == "PBE" and dft["mode"] == "pw"
+    assert dft["ecut_ev"] >= 300 and min(dft["kpts"]) >= 3
+    assert manifest["units"]["energy"] == "eV" and manifest["units"]["label.npy"].startswith("eV/atom")
+    conv = manifest["convergence"]
+    assert conv is not None and len(conv["frames"]) == 3
+    assert conv["max_relative_energy_change_mev_per_atom"] < 2.0
+    assert conv["max_force_change_mev_per_a"] < 30.0
+    assert manifest["versions"]["gpaw"] and manifest["versions"]["dscribe"]
+    assert manifest["descriptor"]["n_features"] == 33 and len(manifest["descriptor"]["g2_params"]) == 16
+
+
+@needs_data
+def test_relabel_one_frame_with_gpaw_matches_stored(manifest, frames):
+    """Re-run DFT on one frame: the stored labels are reproducible (about 20 s with one core)."""
+    pytest.importorskip("gpaw", reason="GPAW is not installed (see requirements-dft.txt): DFT relabelling skipped")
+    script = _script()
+    dft = manifest["dft"]
+    settings = script.DFTSettings(xc=dft["xc"], ecut_ev=dft["ecut_ev"], kpts=tuple(dft["kpts"]),
+                                  smearing_width_ev=dft["smearing"]["width_ev"])
+    ref = frames[hdata.load_split(DATA)["test"][0]]
+    atoms = ref.copy()
+    stored_e, stored_f = ref.get_potential_energy(), ref.get_forces()
+    atoms.calc = settings.gpaw_calculator()
+    energy = atoms.get_potential_energy(force_consistent=True)
+    assert abs(energy - stored_e) / len(atoms) < 1e-3
+    assert np.abs(atoms.get_forces() - stored_f).max() < 1e-2
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The script itself, on a tiny Tersoff-labelled run (no DFT needed)
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny")
+    _script().main(["all", "--calculator", "tersoff", "--n-frames", "12", "--min-frames", "5", "--workers", "1",
+                    "--out", str(out)])
+    return out
+
+
+def test_script_writes_a_consistent_dataset(tiny_dataset):
+    manifest = json.loads((tiny_dataset / "manifest.json").read_text())
+    assert manifest["labels"] == "tersoff"  # never mistaken for DFT
+    frames = hdata.load_dataset(tiny_dataset)
+    desc, label = hdata.load_lecture_arrays(tiny_dataset)
+    assert desc.shape == (len(frames), 8, 33) and label.shape == (len(frames),)
+    np.testing.assert_allclose(label, [a.get_potential_energy() / 8 for a in frames], atol=1e-5)
+    split = hdata.load_split(tiny_dataset)
+    assert sorted(np.concatenate(list(split.values())).tolist()) == list(range(len(frames)))
+    assert manifest["convergence"]["frames"]  # the convergence stage ran (Tersoff: zero change)
+    assert not list(tiny_dataset.glob(".staging-*"))  # no half-written files left behind
+
+
+def test_script_is_resumable(tiny_dataset):
+    """Deleting one per-frame result and re-running labels only that frame again."""
+    work = tiny_dataset / ".work" / "frames"
+    files = sorted(work.glob("*.json"))
+    removed = files[3]
+    before = removed.read_text()
+    removed.unlink()
+    _script().main(["label", "--calculator", "tersoff", "--n-frames", "12", "--workers", "1", "--out",
+                    str(tiny_dataset)])
+    assert json.loads(removed.read_text())["energy_ev"] == pytest.approx(json.loads(before)["energy_ev"])
+    assert sorted(work.glob("*.json")) == files
+
+
+def test_script_refuses_to_overwrite_without_force(tiny_dataset):
+    stamp = (tiny_dataset / "label.npy").stat().st_mtime_ns
+    with pytest.raises(SystemExit, match="--force"):
+        _script().main(["finalize", "--calculator", "tersoff", "--n-frames", "12", "--min-frames", "5",
+                        "--out", str(tiny_dataset)])
+    assert (tiny_dataset / "label.npy").stat().st_mtime_ns == stamp
+
+
+def test_corrupted_or_missing_file_names_file_and_checksum(tiny_dataset, tmp_path):
+    copy = tmp_path / "data"
+    shutil.copytree(tiny_dataset, copy, ignore=shutil.ignore_patterns(".work"))
+    expected = json.loads((copy / "manifest.json").read_text())["files"]["label.npy"]["sha256"]
+    label = np.load(copy / "label.npy")
+    label[0] += 1.0
+    np.save(copy / "label.npy", label)
+    with pytest.raises(hdata.DataError) as err:
+        hdata.load_lecture_arrays(copy)
+    assert "label.npy" in str(err.value) and expected in str(err.value)
+    (copy / "si_dft.extxyz").unlink()
+    with pytest.raises(hdata.DataError, match="si_dft.extxyz"):
+        hdata.load_dataset(copy)
+
+
+def test_plan_is_seeded_and_stratified():
+    script = _script()
+    a, b = script.make_plan(1000, seed=0), script.make_plan(1000, seed=0)
+    assert [t.seed for t in a] == [t.seed for t in b]
+    assert [t.seed for t in script.make_plan(1000, seed=1)] != [t.seed for t in a]
+    first = {t.config_type for t in a[:15]}  # any prefix of the labelling order covers every kind of structure
+    assert first == {t.config_type for t in a}
+    assert 950 <= sum(t.n_frames for t in a) <= 1050
+
+
+def test_shipped_labels_are_imported_when_extending(tiny_dataset, tmp_path):
+    """A later run continues from the shipped extxyz instead of recomputing its frames."""
+    out = tmp_path / "data"
+    shutil.copytree(tiny_dataset, out, ignore=shutil.ignore_patterns(".work"))
+    script = _script()
+    args = script.parse_args(["label", "--calculator", "tersoff", "--n-frames", "12", "--out", str(out)])
+    work = Path(args.work)
+    assert script.import_shipped_labels(out, work, args) == len(hdata.load_dataset(out, verify=False))
+    assert script.import_shipped_labels(out, work, args) == 0  # idempotent
+    record = json.loads(sorted((work / "frames").glob("*.json"))[0].read_text())
+    assert np.isfinite(record["energy_ev"]) and np.array(record["forces_ev_per_a"]).shape == (8, 3)
