@@ -38,7 +38,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 .PHONY: help setup lab test lint unit nbval notebooks workshop-check sync-notebooks clean-venv
 
 help:
-	@sed -n '1,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,11p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(STAMP)
 
@@ -55,7 +55,7 @@ $(STAMP):
 	$(PIP) install $(PIP_FLAGS) $(CONSTRAINTS) --no-deps --editable .
 	@rm -f $(VENV)/.hdnnp-installed-*
 	@touch $@
-	@echo "Environment ready: $$($(BIN)/python -c 'import torch; print("torch", torch.__version__, "| CUDA available:", torch.cuda.is_available())')"
+	@echo "Environment ready in $(VENV): torch $$($(BIN)/python -c 'from importlib.metadata import version; print(version("torch"))')"
 
 # Reads pip's resolution report and stops before anything CUDA-related is downloaded on a machine without a GPU.
 define NO_CUDA_CHECK
@@ -100,6 +100,7 @@ nbval: setup
 	    -p no:cacheprovider $(NOTEBOOKS); fi
 
 notebooks: setup
+	$(BIN)/python scripts/sync_notebooks.py
 	$(BIN)/python scripts/run_notebooks.py --mode full --inplace
 
 workshop-check: setup

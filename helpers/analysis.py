@@ -9,8 +9,8 @@ Main entry points:
 * :func:`run_md` (NVE velocity Verlet or NVT Langevin) → :class:`MDResult`; :func:`energy_drift`.
 * :func:`radial_distribution` — g(r) averaged over frames.
 * :func:`time_md_step` — milliseconds per MD step of a calculator.
-* :func:`dft_seconds_per_frame` — the DFT cost recorded in ``data/manifest.json``.
-* :func:`learning_curve` — test error against the number of training frames, via :mod:`helpers.training`.
+* :func:`dft_seconds_per_frame`, :func:`gpaw_single_point_seconds` — the DFT cost (recorded, or timed live).
+* :func:`learning_curve` — test error against the number of training frames (nested subsets, any trainer).
 * :func:`extrapolation_report` — which atoms of a structure lie outside the model's training range.
 
 The classical reference (ASE's Tersoff calculator for Si) is :func:`helpers.potentials.tersoff_si`.

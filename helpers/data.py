@@ -117,34 +117,62 @@ def find_data_dir(
 
     Raises DataError listing every place searched and how to fix it.
     """
+    how_to_fix = (
+        "\nHow to fix: run from a complete copy of the repository (its data/ folder ships the data), or set "
+        f"{env_var}=/path/to/folder, or pass find_data_dir('/path/to/folder'). In Colab, put desc.npy and label.npy "
+        f"into MyDrive/{config.DEFAULT_DRIVE_FOLDER} on Google Drive (or set {config.DRIVE_FOLDER_ENV_VAR})."
+    )
+    env_value = os.environ.get(env_var)
+    repo_dir = Path(REPO_DATA_DIR)
+    drive_dir = drive_data_dir(drive_folder)
+
+    def status(folder: Path) -> str:
+        return "holds data" if _looks_like_data_dir(folder) else _describe_missing(folder)
+
+    def later_places(first: int) -> list[str]:
+        """Places after the one that stopped the search, described without mounting anything."""
+        places = []
+        if first <= 2:
+            value = f"{env_value} ({status(Path(env_value))})" if env_value else "not set"
+            places.append(f"2. environment variable {env_var}: {value}")
+        places.append(f"3. the repository's data folder {repo_dir}: {status(repo_dir)}")
+        where = status(drive_dir) if config.in_colab() else "skipped (not running in Google Colab)"
+        places.append(f"4. Google Drive folder {drive_dir}: {where}")
+        return places
+
+    def stop(problem: str, places: list[str]) -> DataFileNotFoundError:
+        return DataFileNotFoundError(
+            problem + "\nThe places find_data_dir() searches, in this order:\n  " + "\n  ".join(places) + how_to_fix
+        )
+
     if path is not None:
         candidate = Path(path).expanduser()
         if candidate.is_dir():
             return candidate.resolve()
-        raise DataFileNotFoundError(
-            f"Data folder {candidate} (given as an argument) {_describe_missing(candidate)}. "
-            "Pass the folder that holds desc.npy / label.npy / si_dft.extxyz, "
-            "or pass nothing to search the usual places."
+        problem = (
+            f"Data folder {candidate} (given as an argument) {_describe_missing(candidate)}; an explicit folder is "
+            "never replaced by another one. Pass the folder that holds desc.npy / label.npy / si_dft.extxyz, or "
+            "pass nothing to search the usual places."
         )
+        raise stop(problem, [f"1. argument `path`: {candidate} ({_describe_missing(candidate)})", *later_places(2)])
 
-    searched: list[str] = []
-    env_value = os.environ.get(env_var)
     if env_value:
         candidate = Path(env_value).expanduser()
         if candidate.is_dir():
             return candidate.resolve()
-        raise DataFileNotFoundError(
+        problem = (
             f"The environment variable {env_var}={env_value!r} names a folder that {_describe_missing(candidate)}. "
             f"Fix the path, or unset {env_var} to use the repository's data/ folder."
         )
-    searched.append(f"1. argument `path`: not given\n  2. environment variable {env_var}: not set")
+        places = ["1. argument `path`: not given", f"2. environment variable {env_var}: {env_value} "
+                  f"({_describe_missing(candidate)})", *later_places(3)]
+        raise stop(problem, places)
+    searched = ["1. argument `path`: not given", f"2. environment variable {env_var}: not set"]
 
-    repo_dir = Path(REPO_DATA_DIR)
     if _looks_like_data_dir(repo_dir):
         return repo_dir.resolve()
     searched.append(f"3. the repository's data folder {repo_dir}: {_describe_missing(repo_dir)}")
 
-    drive_dir = drive_data_dir(drive_folder)
     if config.in_colab():
         note = ""
         mounted = (Path(config.DRIVE_MOUNT_POINT) / "MyDrive").is_dir()
@@ -162,11 +190,7 @@ def find_data_dir(
         searched.append(f"4. Google Drive folder {drive_dir}: skipped (not running in Google Colab)")
 
     raise DataFileNotFoundError(
-        "No data folder found. Looked in, in this order:\n  "
-        + "\n  ".join(searched)
-        + "\nHow to fix: run from a complete copy of the repository (its data/ folder ships the data), or set "
-        f"{env_var}=/path/to/folder, or pass find_data_dir('/path/to/folder'). In Colab, put desc.npy and label.npy "
-        f"into MyDrive/{config.DEFAULT_DRIVE_FOLDER} on Google Drive (or set {config.DRIVE_FOLDER_ENV_VAR})."
+        "No data folder found. Looked in, in this order:\n  " + "\n  ".join(searched) + how_to_fix
     )
 
 

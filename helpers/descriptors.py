@@ -669,7 +669,7 @@ class TorchACSF(torch.nn.Module):
             positions = positions.detach() if isinstance(positions, torch.Tensor) else positions
             prep = self._prepare(positions, numbers, cell, pbc, pairs)
             n, d, F = prep["n"], prep["d"], self.n_features
-            i, j = prep["i"], prep["j"]
+            j = prep["j"]
             G = torch.zeros((n, F), dtype=d.dtype)
             # derivatives with respect to the neighbours j (and k); the centre's own column follows at the end from
             # translation invariance: ∂G_i/∂R_i = −Σ_{a} (∂G_i/∂R_a from the neighbour terms)

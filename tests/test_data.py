@@ -26,11 +26,17 @@ def test_explicit_path_wins(tiny_data_dir, monkeypatch, tmp_path):
     assert data.find_data_dir(str(tiny_data_dir)) == tiny_data_dir.resolve()
 
 
-def test_explicit_missing_path_raises(tmp_path):
+def test_explicit_missing_path_raises_and_lists_places(tmp_path, isolated_data_search):
+    isolated_data_search.mkdir(parents=True)
+    np.save(isolated_data_search / "desc.npy", np.zeros((1, 1, 1)))
     with pytest.raises(DataFileNotFoundError, match="given as an argument") as info:
         data.find_data_dir(tmp_path / "nope")
     assert isinstance(info.value, FileNotFoundError)
-    assert "does not exist" in str(info.value)
+    message = str(info.value)
+    assert f"1. argument `path`: {tmp_path / 'nope'} (does not exist)" in message
+    assert "2. environment variable HDNNP_DATA_DIR: not set" in message
+    assert f"3. the repository's data folder {isolated_data_search}: holds data" in message
+    assert "4. Google Drive folder" in message and "How to fix" in message
 
 
 def test_env_var_comes_before_repo_data(tiny_data_dir, isolated_data_search, monkeypatch):
@@ -47,6 +53,8 @@ def test_env_var_pointing_nowhere_raises(isolated_data_search, monkeypatch, tmp_
     with pytest.raises(DataError, match="HDNNP_DATA_DIR") as info:
         data.find_data_dir()
     assert "unset HDNNP_DATA_DIR" in str(info.value)
+    assert f"2. environment variable HDNNP_DATA_DIR: {tmp_path / 'missing'} (does not exist)" in str(info.value)
+    assert "3. the repository's data folder" in str(info.value)
 
 
 def test_repo_data_dir_used_when_it_holds_data(isolated_data_search):
