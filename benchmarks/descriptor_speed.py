@@ -90,44 +90,46 @@ def main(argv: list[str] | None = None) -> int:
     descriptors_and_jacobian(frames[0], settings)  # warm-up (imports, caches)
     torch_forward(frames[0])
 
-    rows: list[tuple[str, int, float, float]] = []
-    n = len(frames)
-    w, c = _time(lambda: compute_acsf(frames, settings))
-    rows.append(("dscribe ACSF (values)", n, w / n, c / n))
-    w, c = _time(lambda: [torch_forward(a) for a in frames])
-    rows.append(("TorchACSF forward (values)", n, w / n, c / n))
-    w, c = _time(lambda: [descriptors_and_jacobian(a, settings) for a in frames])
-    rows.append(("TorchACSF values + exact Jacobian", n, w / n, c / n))
-    m = min(n, 10)
-    w, c = _time(lambda: [autograd_jacobian(a) for a in frames[:m]])
-    rows.append(("TorchACSF Jacobian by torch.autograd.functional.jacobian", m, w / m, c / m))
-    m = min(n, 3)
-    w, c = _time(lambda: [dscribe_acsf.derivatives(a, attach=True, method="numerical") for a in frames[:m]])
-    rows.append(("dscribe numerical derivatives()", m, w / m, c / m))
-
-    big_rows: list[tuple[str, int, float, float]] = []
-    if not args.no_supercell:
-        big = frames[0].repeat((2, 2, 2))
-        w, c = _time(lambda: descriptors_and_jacobian(big, settings))
-        big_rows.append((f"TorchACSF values + exact Jacobian, {len(big)} atoms", 1, w, c))
-        w, c = _time(lambda: dscribe_acsf.derivatives(big, attach=True, method="numerical"))
-        big_rows.append((f"dscribe numerical derivatives(), {len(big)} atoms", 1, w, c))
-        der, _ = dscribe_acsf.derivatives(big, attach=True, method="numerical")
-        _, jac = descriptors_and_jacobian(big, settings)
-        jac_diff = float(np.abs(der - jac.transpose(0, 2, 3, 1)).max())
-
     print(f"# Descriptor speed ({settings.n_features}-feature {args.preset} preset, r_cut {settings.r_cut} Å)\n")
     print(f"- frames: {source}; torch threads: {args.threads}; torch {torch.__version__}, "
           f"dscribe {version('dscribe')}, Python {platform.python_version()}, {platform.machine()}")
     try:
         import os
 
-        print(f"- load average at the end: {os.getloadavg()[0]:.2f} (CPUs: {os.cpu_count()})")
+        print(f"- load average at the start: {os.getloadavg()[0]:.2f} (CPUs: {os.cpu_count()})")
     except OSError:
         pass
     print("\n| what | frames | wall ms/frame | CPU ms/frame |\n|---|---:|---:|---:|")
-    for name, k, w, c in rows + big_rows:
-        print(f"| {name} | {k} | {1000 * w:.2f} | {1000 * c:.2f} |")
+    rows: list[tuple[str, int, float, float]] = []
+    big_rows: list[tuple[str, int, float, float]] = []
+
+    def report(table: list, name: str, k: int, w: float, c: float) -> None:
+        table.append((name, k, w, c))
+        print(f"| {name} | {k} | {1000 * w:.2f} | {1000 * c:.2f} |", flush=True)
+
+    n = len(frames)
+    w, c = _time(lambda: compute_acsf(frames, settings))
+    report(rows, "dscribe ACSF (values)", n, w / n, c / n)
+    w, c = _time(lambda: [torch_forward(a) for a in frames])
+    report(rows, "TorchACSF forward (values)", n, w / n, c / n)
+    w, c = _time(lambda: [descriptors_and_jacobian(a, settings) for a in frames])
+    report(rows, "TorchACSF values + exact Jacobian", n, w / n, c / n)
+    m = min(n, 10)
+    w, c = _time(lambda: [autograd_jacobian(a) for a in frames[:m]])
+    report(rows, "TorchACSF Jacobian by torch.autograd.functional.jacobian", m, w / m, c / m)
+    m = min(n, 3)
+    w, c = _time(lambda: [dscribe_acsf.derivatives(a, attach=True, method="numerical") for a in frames[:m]])
+    report(rows, "dscribe numerical derivatives()", m, w / m, c / m)
+
+    if not args.no_supercell:
+        big = frames[0].repeat((2, 2, 2))
+        out: dict[str, np.ndarray] = {}
+        w, c = _time(lambda: out.update(ours=descriptors_and_jacobian(big, settings)[1]))
+        report(big_rows, f"TorchACSF values + exact Jacobian, {len(big)} atoms", 1, w, c)
+        w, c = _time(lambda: out.update(theirs=dscribe_acsf.derivatives(big, attach=True, method="numerical")[0]))
+        report(big_rows, f"dscribe numerical derivatives(), {len(big)} atoms", 1, w, c)
+        jac_diff = float(np.abs(out["theirs"] - out["ours"].transpose(0, 2, 3, 1)).max())
+
     ours = rows[2]
     theirs = rows[4]
     print(f"\nJacobian speed-up on the dataset frames (dscribe numerical / TorchACSF exact): "

@@ -212,3 +212,32 @@ def test_nve_md_conserves_energy(model: HDNNP) -> None:
     assert potential_swing > 10 * drift["max_deviation_mev_per_atom"]
     assert len(result.time_fs) == 201 and result.temperature_k.mean() > 100
     assert result.extrapolating_atoms is not None and result.extrapolating_atoms.shape == (201,)
+
+
+@pytest.mark.parametrize("preset", ["TUNED_ACSF", "LECTURE_ACSF", "small"])
+def test_fast_g4_kernel_equals_plain_autograd(model: HDNNP, preset: str) -> None:
+    import helpers.descriptors as descriptors
+
+    if preset == "small":
+        net = model
+    else:
+        settings = getattr(descriptors, preset)
+        torch.manual_seed(1)
+        net = HDNNP(["Si"], settings.n_features, (8,), descriptor=settings.to_dict())
+    atoms = _diamond(a=5.47, rattle=0.1, seed=9)
+    cell = atoms.cell[:].copy()
+    cell[1, 2] += 0.3
+    atoms.set_cell(cell, scale_atoms=True)
+    results = []
+    for fast in (True, False):
+        calc = HDNNPCalculator(net, fast_g4=fast, extrapolation="ignore")
+        assert calc.acsf.__class__.__name__ == ("_FastACSF" if fast else "TorchACSF")
+        assert not fast or calc.acsf.grid  # the fast kernel is really used for these presets
+        calc.calculate(atoms, ["energy", "forces", "stress"])
+        results.append(calc.results)
+    fast_r, plain_r = results
+    assert fast_r["energy"] == pytest.approx(plain_r["energy"], abs=1e-10)
+    np.testing.assert_allclose(fast_r["energies"], plain_r["energies"], atol=1e-11)
+    np.testing.assert_allclose(fast_r["forces"], plain_r["forces"], atol=1e-10)
+    np.testing.assert_allclose(fast_r["stress"], plain_r["stress"], atol=1e-11)
+    assert np.abs(plain_r["forces"]).max() > 1e-3

@@ -141,7 +141,7 @@ def check_autograd_forces(answer: Any, atoms: Atoms, weights: np.ndarray) -> Che
         got = np.asarray(answer, dtype=float)
         if got.shape == expected.shape and np.allclose(got, -expected, rtol=1e-8, atol=1e-12):
             return fail("these are +∂E/∂R: the force is the *negative* gradient of the energy.")
-    result = check_close(answer, expected, name="forces", rtol=1e-8, atol=1e-12, unit="eV/Å",
+    result = check_close(answer, expected, name="toy_forces", rtol=1e-8, atol=1e-12, unit="eV/Å",
                          hint="positions = torch.tensor(atoms.positions, requires_grad=True); build E from "
                               "TorchACSF(...)(positions, ...); E.backward(); forces = -positions.grad.")
     if result:
