@@ -451,7 +451,12 @@ def run_finalize(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSetti
         acsf = ACSF(species=DESCRIPTOR["species"], r_cut=DESCRIPTOR["r_cut"], g2_params=DESCRIPTOR["g2_params"],
                     g4_params=DESCRIPTOR["g4_params"], periodic=True)
         assert acsf.get_number_of_features() == DESCRIPTOR["n_features"]
-        desc = np.stack([acsf.create(a) for a in frames]).astype(np.float32)
+        # descriptors of the frames as stored (extxyz keeps 8 decimals), so anyone recomputing them from the shipped
+        # file gets bit-identical arrays
+        from ase.io import read
+
+        stored = read(tmpdir / "si_dft.extxyz", ":")
+        desc = np.stack([acsf.create(a) for a in stored]).astype(np.float32)
         label = np.array([a.get_potential_energy() / len(a) for a in frames], dtype=np.float32)
         np.save(tmpdir / "desc.npy", desc)
         np.save(tmpdir / "label.npy", label)
