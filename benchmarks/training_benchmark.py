@@ -65,8 +65,9 @@ def quadratic_ridge(desc: np.ndarray, label: np.ndarray, split: dict) -> tuple[f
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lecture-epochs", type=int, default=5000)
-    parser.add_argument("--epochs", type=int, default=TrainConfig().epochs, help="epochs of the helpers runs")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=TrainConfig().epochs, help="energy-only run epochs")
+    parser.add_argument("--force-epochs", type=int, default=150, help="epochs of the energy + force run")
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-forces", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this Markdown file")
     parser.add_argument("--force", action="store_true", help="overwrite --out")
@@ -112,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         ftr, fva, fte = (full.subset(split[k]) for k in ("train", "validation", "test"))
         torch.manual_seed(0)
         fmodel = build_model(ftr, hidden=(32, 32))
-        cfg = TrainConfig(epochs=args.epochs, batch_size=ftr.n_frames if ftr.n_frames < 64 else 32, eval_every=5)
+        cfg = TrainConfig(epochs=args.force_epochs, batch_size=ftr.n_frames if ftr.n_frames < 64 else 32, eval_every=2,
+                          patience=60)
         h = train(fmodel, ftr, fva, cfg, progress=True)
         m = evaluate(fmodel, fte)
         rows.append((f"helpers defaults, energies + forces (force weight 0.1; {len(h.epoch)} epochs; descriptors + "
