@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_HIDDEN = (32, 32)
-DEFAULT_EPOCHS = 1000
+DEFAULT_EPOCHS = 300
 
 
 class CLIError(Exception):
