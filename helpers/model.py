@@ -301,6 +301,14 @@ def save_model(model: HDNNP, path: str | os.PathLike, *, overwrite: bool = False
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "metadata": _plain(metadata or {}, "metadata"),
     }
+    torch_save_atomic(payload, path)
+    return path
+
+
+def torch_save_atomic(payload: dict, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written file at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -309,7 +317,6 @@ def save_model(model: HDNNP, path: str | os.PathLike, *, overwrite: bool = False
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
 
 
 def unused_path(path: str | os.PathLike) -> Path:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from helpers.model import HDNNP
+from helpers.model import HDNNP, torch_save_atomic
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Dataset
@@ -545,15 +544,7 @@ def _fit_model_scaling(model: HDNNP, train_set: FrameDataset, cfg: TrainConfig) 
 
 
 def _save_atomic(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    torch_save_atomic(payload, path)
 
 
 def _distributed() -> tuple[bool, int, int]:
