@@ -22,7 +22,6 @@ import dataclasses
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,12 +38,9 @@ class CLIError(Exception):
 def _write_json(data: dict, path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise CLIError(f"{path} exists; pass --force to overwrite it or choose another --metrics path.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(tmp, path)
+    from helpers.data import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def _check_outputs(paths: Sequence[Path], force: bool) -> None:

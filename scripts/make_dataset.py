@@ -23,7 +23,6 @@ A fast, DFT-free variant for tests and development (Tersoff labels, clearly mark
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -44,16 +43,11 @@ if str(REPO) not in sys.path:
 LATTICE_CONSTANT_A = 5.47  # Å, close to the PBE lattice constant of Si
 OUTPUT_FILES = ("si_dft.extxyz", "desc.npy", "label.npy", "manifest.json")
 
-#: The lecture's tuned ACSF preset (dscribe order: G1, then G2 in this order, then G4 in this order).
-DESCRIPTOR: dict[str, Any] = {
-    "type": "acsf",
-    "library": "dscribe",
-    "species": ["Si"],
-    "r_cut": 6.0,
-    "g2_params": [[eta, r_s] for eta in (0.1, 0.5) for r_s in (2.2, 2.4, 2.6, 3.0, 3.4, 3.6, 4.0, 4.4)],
-    "g4_params": [[eta, zeta, lam] for eta in (0.0, 0.1) for zeta in (1.0, 2.0, 4.0, 16.0) for lam in (1.0, -1.0)],
-    "n_features": 33,
-}
+from helpers.data import sha256_file, write_text_atomic  # noqa: E402  (needs the sys.path line above)
+from helpers.descriptors import TUNED_ACSF  # noqa: E402
+
+#: The lecture's tuned ACSF preset as recorded in the manifest (dscribe order: G1, G2, G4).
+DESCRIPTOR: dict[str, Any] = TUNED_ACSF.to_dict()
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -189,12 +183,7 @@ class DFTSettings:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes owner-only files
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def frame_path(work: Path, tid: int, k: int) -> Path:
@@ -383,12 +372,7 @@ def run_convergence(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSe
 # --------------------------------------------------------------------------------------------------------------------
 # Finalize
 # --------------------------------------------------------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+
 
 
 def stratified_group_split(config_types: list[str], groups: list[int], seed: int,
@@ -420,7 +404,6 @@ def run_finalize(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSetti
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.io import write
-    from dscribe.descriptors import ACSF
 
     work, out = Path(args.work), Path(args.out)
     records = []
@@ -448,8 +431,7 @@ def run_finalize(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSetti
     tmpdir = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
     try:
         write(tmpdir / "si_dft.extxyz", frames, format="extxyz")
-        acsf = ACSF(species=DESCRIPTOR["species"], r_cut=DESCRIPTOR["r_cut"], g2_params=DESCRIPTOR["g2_params"],
-                    g4_params=DESCRIPTOR["g4_params"], periodic=True)
+        acsf = TUNED_ACSF.to_dscribe(periodic=True)
         assert acsf.get_number_of_features() == DESCRIPTOR["n_features"]
         # descriptors of the frames as stored (extxyz keeps 8 decimals), so anyone recomputing them from the shipped
         # file gets bit-identical arrays

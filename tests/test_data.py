@@ -461,3 +461,12 @@ def test_shipped_data_loads_and_matches_manifest(real_data_dir):
         others = np.setdiff1d(np.arange(len(frames)), indices)
         shared = np.intersect1d(trajectory[indices], trajectory[others])
         assert shared.size == 0, f"trajectories {shared[:5]} have frames both in {name!r} and another split"
+
+
+def test_write_text_atomic_replaces_whole_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "sub" / "metrics.json"
+    data.write_text_atomic(target, "first")
+    data.write_text_atomic(target, "second")
+    assert target.read_text() == "second"
+    assert (target.stat().st_mode & 0o777) == 0o644  # readable by others, unlike a bare mkstemp file
+    assert [p.name for p in target.parent.iterdir()] == ["metrics.json"]
