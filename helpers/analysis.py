@@ -495,7 +495,7 @@ def gpaw_single_point_seconds(atoms: Atoms, manifest: dict) -> float | None:
 
     smearing = dft.get("smearing", {}) or {}
     calc = GPAW(mode=PW(float(dft.get("ecut_ev", 300.0))), xc=dft.get("xc", "PBE"),
-                kpts={"size": tuple(dft.get("kpts", (3, 3, 3)))},
+                kpts={"size": tuple(dft.get("kpts", (3, 3, 3))), "gamma": bool(dft.get("kpts_gamma", True))},
                 occupations=FermiDirac(float(smearing.get("width_ev", 0.05))),
                 symmetry={"point_group": False, "time_reversal": True}, txt=None)
     work = atoms.copy()

@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-forces", action="store_true", help="train on energies only even if forces are present")
     t.add_argument("--no-whiten", action="store_true", help="standardise the inputs instead of PCA whitening")
     t.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
+    t.add_argument("--lbfgs-steps", type=int, default=None, help="full-batch L-BFGS polish after Adam, at most this "
+                   "many iterations (default: TrainConfig; 0 turns it off)")
     t.add_argument("--descriptor", choices=["tuned", "lecture"], default="tuned",
                    help="ACSF preset for --xyz (species are taken from the data)")
     t.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file (with --resume: continue from it)")
@@ -150,6 +152,8 @@ def _train_config(args: argparse.Namespace, n_train: int, with_forces: bool) -> 
         kwargs["force_weight"] = args.force_weight
     if args.patience is not None:
         kwargs["patience"] = args.patience
+    if args.lbfgs_steps is not None:
+        kwargs["lbfgs_steps"] = args.lbfgs_steps
     if args.no_whiten:
         kwargs["input_scaling"] = "standardise"
     if args.max_minutes is not None:

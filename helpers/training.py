@@ -357,6 +357,8 @@ class TrainConfig:
         eval_every: epochs between validation evaluations.
         amp: bfloat16 autocast for the atomic networks on CUDA (energies-only training; ignored on CPU).
         compile: ``torch.compile`` the model (falls back with a warning if compilation is not available).
+        lbfgs_steps: after Adam, polish with full-batch L-BFGS for at most this many iterations (0: off). The
+            polished weights are kept only if the validation loss improves (or without a validation set).
     """
 
     epochs: int = 1000
@@ -379,6 +381,7 @@ class TrainConfig:
     eval_every: int = 1
     amp: bool = False
     compile: bool = False
+    lbfgs_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in ("plateau", "cosine", "none"):
@@ -389,6 +392,8 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be at least 1.")
         if self.learning_rate <= 0:
             raise ValueError("learning_rate must be positive.")
+        if self.lbfgs_steps < 0:
+            raise ValueError("lbfgs_steps must be 0 (off) or positive.")
 
 
 @dataclass
@@ -408,6 +413,7 @@ class History:
     best_val_loss: float | None = None
     stopped_early: bool = False
     interrupted: bool = False
+    lbfgs: dict[str, Any] | None = None
     train_seconds: float = 0.0
     device: str = "cpu"
 
@@ -746,13 +752,70 @@ def train(
     finally:
         if bar is not None:
             bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if cfg.lbfgs_steps > 0 and not history.interrupted and history.epoch:
+        history.lbfgs = _lbfgs_polish(model, net, train_set, val_set, smap_train, smap_val, cfg, need_forces,
+                                      is_dist, rank)
     history.train_seconds = elapsed_before + time.perf_counter() - t0
     if ckpt is not None and history.epoch:
         checkpoint(history.epoch[-1])
-    if best_state is not None:
-        model.load_state_dict(best_state)
     model.eval()
     return history
+
+
+def _lbfgs_polish(model: HDNNP, net: torch.nn.Module, train_set: FrameDataset, val_set: FrameDataset | None,
+                  smap_train: torch.Tensor, smap_val: torch.Tensor | None, cfg: TrainConfig, need_forces: bool,
+                  is_dist: bool, rank: int, chunk: int = 256) -> dict[str, Any]:
+    """Full-batch L-BFGS on the training loss, starting from the Adam weights (kept if validation improves)."""
+    t0 = time.perf_counter()
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    net.eval()  # no dropout/batch-norm here, but keep the evaluation path deterministic
+    val_before = _evaluate(net, val_set, smap_val, cfg)["loss"] if val_set is not None else None
+    n_train = train_set.n_frames
+    n_fc = int(train_set.n_atoms.sum()) * 3
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.lbfgs_steps, history_size=50,
+                                  line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
+    world_ids = torch.arange(n_train, device=train_set.device)
+    if is_dist:
+        world = torch.distributed.get_world_size()
+        world_ids = world_ids[rank::world]
+    evaluations = 0
+
+    def closure() -> torch.Tensor:
+        nonlocal evaluations
+        evaluations += 1
+        optimiser.zero_grad(set_to_none=False)
+        total = torch.zeros((), dtype=torch.float64, device=train_set.device)
+        for start in range(0, len(world_ids), chunk):
+            ids = world_ids[start:start + chunk]
+            energy, forces, atom_idx = _batch(net, train_set, ids, smap_train, need_forces, True, False)
+            n = train_set.n_atoms[ids].to(torch.float64)
+            loss = cfg.energy_weight * (((energy.double() - train_set.energy_ev[ids]) / n) ** 2).sum() / n_train
+            if forces is not None:
+                loss = loss + cfg.force_weight * ((forces - train_set.forces_ev_per_a[atom_idx]) ** 2).sum() / n_fc
+            loss.backward()
+            total += loss.detach()
+        if is_dist:
+            for p in params:
+                if p.grad is None:  # an element without atoms on this rank
+                    p.grad = torch.zeros_like(p)
+                torch.distributed.all_reduce(p.grad)
+            torch.distributed.all_reduce(total)
+        return total
+
+    start_loss = float(closure())
+    optimiser.step(closure)
+    end_loss = float(closure())
+    val_after = _evaluate(net, val_set, smap_val, cfg)["loss"] if val_set is not None else None
+    finite = math.isfinite(end_loss) and (val_after is None or math.isfinite(val_after))
+    kept = finite and (end_loss < start_loss if val_set is None else val_after < val_before)
+    if not kept:
+        model.load_state_dict(before)
+    return {"kept": bool(kept), "iterations": cfg.lbfgs_steps, "loss_evaluations": evaluations,
+            "train_loss_before": start_loss, "train_loss_after": end_loss, "val_loss_before": val_before,
+            "val_loss_after": val_after, "seconds": time.perf_counter() - t0}
 
 
 def is_out_of_memory(err: BaseException) -> bool:

@@ -201,6 +201,28 @@ def test_energy_only_training_on_lecture_arrays_beats_the_mean():
     assert evaluate(model, test_set)["force_rmse_mev_per_a"] is None
 
 
+def test_lbfgs_polish_lowers_the_loss_and_keeps_only_an_improvement():
+    desc, label = _lecture_arrays(n_frames=60)
+    ds = dataset_from_arrays(desc, label)
+    tr, va = ds.subset(range(48)), ds.subset(range(48, 60))
+    cfg = dict(epochs=30, batch_size=16, learning_rate=3e-3, eval_every=1, patience=None)
+    torch.manual_seed(0)
+    adam_only = build_model(tr, hidden=(16, 16))
+    train(adam_only, tr, va, TrainConfig(**cfg), progress=False)
+    torch.manual_seed(0)
+    polished = build_model(tr, hidden=(16, 16))
+    h = train(polished, tr, va, TrainConfig(**cfg, lbfgs_steps=40), progress=False)
+    info = h.lbfgs
+    assert info is not None and info["train_loss_after"] < info["train_loss_before"]
+    val = {name: evaluate(m, va)["energy_rmse_mev_per_atom"] for name, m in (("adam", adam_only), ("lbfgs", polished))}
+    if info["kept"]:  # validation improved, so the polished model is better on it
+        assert info["val_loss_after"] < info["val_loss_before"] and val["lbfgs"] < val["adam"]
+    else:  # reverted: exactly the Adam weights
+        assert val["lbfgs"] == pytest.approx(val["adam"], rel=1e-12)
+    with pytest.raises(ValueError, match="lbfgs_steps"):
+        TrainConfig(lbfgs_steps=-1)
+
+
 def test_config_rejects_unknown_options():
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="warp")
