@@ -27,8 +27,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-DEFAULT_HIDDEN = (32, 32)
-DEFAULT_EPOCHS = 300
+DEFAULT_HIDDEN = (64, 64)
+#: Defaults of ``train`` (measured on the shipped data, benchmarks/RESULTS_training.md): energies + forces, and
+#: energies only (cheap steps, so larger batches and more epochs). All epochs run on a cosine schedule.
+FORCE_DEFAULTS = {"epochs": 300, "batch_size": 32, "learning_rate": 1e-2, "force_weight": 0.02}
+ENERGY_ONLY_DEFAULTS = {"epochs": 500, "batch_size": 128, "learning_rate": 2e-2}
 
 
 class CLIError(Exception):
@@ -76,18 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of frames used for validation (early stopping)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
-    t.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="maximum epochs (early stopping usually ends "
-                   "sooner)")
+    t.add_argument("--epochs", type=int, default=None, help=f"epochs (default: {FORCE_DEFAULTS['epochs']} with forces, "
+                   f"{ENERGY_ONLY_DEFAULTS['epochs']} for energies only)")
     t.add_argument("--max-minutes", type=float, default=None, help="wall-time budget for training")
     t.add_argument("--hidden", type=int, nargs="+", default=list(DEFAULT_HIDDEN), help="hidden layer widths")
     t.add_argument("--activation", default="silu")
-    t.add_argument("--batch-size", type=int, default=None, help="frames per step (default: 32, or all frames if "
-                   "fewer than 64)")
-    t.add_argument("--lr", type=float, default=None, help="initial learning rate (default: TrainConfig)")
-    t.add_argument("--force-weight", type=float, default=None, help="weight of the force term (default: TrainConfig)")
+    t.add_argument("--batch-size", type=int, default=None, help=f"frames per step (default: "
+                   f"{FORCE_DEFAULTS['batch_size']} with forces, {ENERGY_ONLY_DEFAULTS['batch_size']} for energies "
+                   "only; all frames if fewer)")
+    t.add_argument("--lr", type=float, default=None, help=f"initial learning rate (default: "
+                   f"{FORCE_DEFAULTS['learning_rate']:g} with forces, {ENERGY_ONLY_DEFAULTS['learning_rate']:g} "
+                   "without)")
+    t.add_argument("--force-weight", type=float, default=None,
+                   help=f"weight of the force term (default: {FORCE_DEFAULTS['force_weight']:g})")
     t.add_argument("--no-forces", action="store_true", help="train on energies only even if forces are present")
     t.add_argument("--no-whiten", action="store_true", help="standardise the inputs instead of PCA whitening")
-    t.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
+    t.add_argument("--patience", type=int, default=None, help="early stopping: stop after this many epochs without a "
+                   "better validation loss and keep the best weights (default: off, all epochs run)")
     t.add_argument("--lbfgs-steps", type=int, default=None, help="full-batch L-BFGS polish after Adam, at most this "
                    "many iterations (default: TrainConfig; 0 turns it off)")
     t.add_argument("--descriptor", choices=["tuned", "lecture"], default="tuned",
@@ -144,8 +152,11 @@ def _split_indices(n_frames: int, test_fraction: float, val_fraction: float, see
 def _train_config(args: argparse.Namespace, n_train: int, with_forces: bool) -> Any:
     from helpers.training import TrainConfig
 
-    kwargs: dict[str, Any] = {"epochs": args.epochs, "seed": args.seed, "device": args.device}
-    kwargs["batch_size"] = args.batch_size or (n_train if n_train < 64 else 32)
+    defaults = FORCE_DEFAULTS if with_forces else ENERGY_ONLY_DEFAULTS
+    kwargs: dict[str, Any] = {**defaults, "seed": args.seed, "device": args.device}
+    if args.epochs is not None:
+        kwargs["epochs"] = args.epochs
+    kwargs["batch_size"] = min(args.batch_size or defaults["batch_size"], max(n_train, 1))
     if args.lr is not None:
         kwargs["learning_rate"] = args.lr
     if args.force_weight is not None:

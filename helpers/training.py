@@ -343,8 +343,10 @@ class TrainConfig:
             ``epochs``) or ``"none"``.
         lr_min: lowest learning rate of the schedules.
         plateau_patience, plateau_factor: ReduceLROnPlateau settings (epochs, factor).
-        patience: early stopping: stop after this many epochs without a better validation loss (None: never); the
-            best weights are restored at the end either way (when a validation set is given).
+        patience: early stopping: stop after this many epochs without a better validation loss and restore the
+            best-validation weights. None (default): train all ``epochs`` and keep the final weights — with the cosine
+            schedule the annealed end of training is what generalises best (the validation set, a few trajectories,
+            is too small to pick an epoch reliably); the history still records the best validation epoch.
         force_weight: weight of the force term (eV²/Å² → loss); 0 trains energies only.
         energy_weight: weight of the energy-per-atom term.
         weight_decay: Adam weight decay.
@@ -357,6 +359,8 @@ class TrainConfig:
         eval_every: epochs between validation evaluations.
         amp: bfloat16 autocast for the atomic networks on CUDA (energies-only training; ignored on CPU).
         compile: ``torch.compile`` the model (falls back with a warning if compilation is not available).
+        monitor: what early stopping and best-weight selection watch on the validation set: ``"loss"`` (the
+            training loss, energy + weighted forces) or ``"energy"`` (the energy MSE alone).
         lbfgs_steps: after Adam, polish with full-batch L-BFGS for at most this many iterations (0: off). The
             polished weights are kept only if the validation loss improves (or without a validation set).
     """
@@ -368,8 +372,8 @@ class TrainConfig:
     lr_min: float = 1e-5
     plateau_patience: int = 15
     plateau_factor: float = 0.5
-    patience: int | None = 200
-    force_weight: float = 0.1
+    patience: int | None = None
+    force_weight: float = 0.02
     energy_weight: float = 1.0
     weight_decay: float = 0.0
     input_scaling: str = "whiten"
@@ -381,6 +385,7 @@ class TrainConfig:
     eval_every: int = 1
     amp: bool = False
     compile: bool = False
+    monitor: str = "loss"
     lbfgs_steps: int = 0
 
     def __post_init__(self) -> None:
@@ -392,6 +397,8 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be at least 1.")
         if self.learning_rate <= 0:
             raise ValueError("learning_rate must be positive.")
+        if self.monitor not in ("loss", "energy"):
+            raise ValueError(f"monitor must be 'loss' or 'energy', got {self.monitor!r}.")
         if self.lbfgs_steps < 0:
             raise ValueError("lbfgs_steps must be 0 (off) or positive.")
 
@@ -535,6 +542,11 @@ def _evaluate(model: torch.nn.Module, ds: FrameDataset, species_map: torch.Tenso
             "force_rmse_mev_per_a": 1000 * math.sqrt(mse_f) if mse_f is not None else None}
 
 
+def _monitored(val: dict[str, Any], cfg: TrainConfig) -> float:
+    """The validation number early stopping watches (eV², smaller is better)."""
+    return val["loss"] if cfg.monitor == "loss" else (val["energy_rmse_mev_per_atom"] / 1000) ** 2
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------------------------------
@@ -573,10 +585,11 @@ def train(
     """Train ``model`` in place and return the per-epoch :class:`History`.
 
     The input scaling and reference energies are fitted on ``train_set`` first (unless the model was fitted before,
-    e.g. when resuming). With ``val_set`` the best-validation weights are restored at the end and early stopping
-    applies. ``checkpoint_path`` is written every ``config.checkpoint_every`` epochs and at the end; with
-    ``resume=True`` training continues from it (an existing checkpoint is never overwritten without ``resume``).
-    Ctrl-C / "interrupt kernel" stops cleanly: a checkpoint is written and the best weights so far are kept.
+    e.g. when resuming). ``val_set`` is evaluated every ``config.eval_every`` epochs; with ``config.patience`` set,
+    early stopping applies and the best-validation weights are restored at the end. ``checkpoint_path`` is written
+    every ``config.checkpoint_every`` epochs and at the end; with ``resume=True`` training continues from it (an
+    existing checkpoint is never overwritten without ``resume``). Ctrl-C / "interrupt kernel" stops cleanly: a
+    checkpoint is written and the weights are kept (the best so far with early stopping).
     """
     cfg = config or TrainConfig()
     device = resolve_device(cfg.device)
@@ -702,7 +715,7 @@ def train(
             if val_set is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 net.eval()
                 val = _evaluate(net, val_set, smap_val, cfg)
-            monitor = val["loss"] if val is not None else train_loss
+            monitor = train_loss if val is None else _monitored(val, cfg)
             if not math.isfinite(train_loss):
                 raise FloatingPointError(f"The training loss became {train_loss} at epoch {epoch}; lower the "
                                          "learning rate (TrainConfig.learning_rate) or check the data.")
@@ -720,7 +733,7 @@ def train(
                 if monitor < best_loss:
                     best_loss, since_best = monitor, 0
                     history.best_epoch, history.best_val_loss = epoch, monitor
-                    if val_set is not None:
+                    if val_set is not None and cfg.patience is not None:
                         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 else:
                     since_best += cfg.eval_every
@@ -747,12 +760,13 @@ def train(
     except KeyboardInterrupt:
         history.interrupted = True
         if rank == 0:
-            print(f"Training interrupted at epoch {epoch}; keeping the best weights so far"
+            print(f"Training interrupted at epoch {epoch}; keeping the "
+                  + ("best weights so far" if cfg.patience is not None else "current weights")
                   + (f" and writing {ckpt} (resume=True continues)." if ckpt else "."))
     finally:
         if bar is not None:
             bar.close()
-    if best_state is not None:
+    if best_state is not None and cfg.patience is not None:
         model.load_state_dict(best_state)
     if cfg.lbfgs_steps > 0 and not history.interrupted and history.epoch:
         history.lbfgs = _lbfgs_polish(model, net, train_set, val_set, smap_train, smap_val, cfg, need_forces,
@@ -771,7 +785,7 @@ def _lbfgs_polish(model: HDNNP, net: torch.nn.Module, train_set: FrameDataset, v
     t0 = time.perf_counter()
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     net.eval()  # no dropout/batch-norm here, but keep the evaluation path deterministic
-    val_before = _evaluate(net, val_set, smap_val, cfg)["loss"] if val_set is not None else None
+    val_before = _monitored(_evaluate(net, val_set, smap_val, cfg), cfg) if val_set is not None else None
     n_train = train_set.n_frames
     n_fc = int(train_set.n_atoms.sum()) * 3
     params = [p for p in model.parameters() if p.requires_grad]
@@ -808,7 +822,7 @@ def _lbfgs_polish(model: HDNNP, net: torch.nn.Module, train_set: FrameDataset, v
     start_loss = float(closure())
     optimiser.step(closure)
     end_loss = float(closure())
-    val_after = _evaluate(net, val_set, smap_val, cfg)["loss"] if val_set is not None else None
+    val_after = _monitored(_evaluate(net, val_set, smap_val, cfg), cfg) if val_set is not None else None
     finite = math.isfinite(end_loss) and (val_after is None or math.isfinite(val_after))
     kept = finite and (end_loss < start_loss if val_set is None else val_after < val_before)
     if not kept:

@@ -43,6 +43,12 @@ if str(REPO) not in sys.path:
 
 LATTICE_CONSTANT_A = 5.47  # Å, close to the PBE lattice constant of Si
 OUTPUT_FILES = ("si_dft.extxyz", "desc.npy", "label.npy", "manifest.json")
+#: Dataset versions (recorded in the manifest): what changed and why.
+DATASET_HISTORY = {
+    1: "300 eV, Γ-centred 3×3×3 k-mesh, 430 frames of the same plan (first release)",
+    2: "250 eV and a 3×3×3 k-mesh without Γ: the Γ-centred mesh was up to 4 meV/atom off for strained cells "
+       "(benchmarks/RESULTS_dft.md); all frames relabelled, plan extended towards 1000 frames",
+}
 
 from helpers.data import sha256_file, write_text_atomic  # noqa: E402  (needs the sys.path line above)
 from helpers.descriptors import TUNED_ACSF  # noqa: E402
@@ -491,6 +497,7 @@ def run_finalize(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSetti
         conv_path = work / "convergence.json"
         manifest = {
             "name": "si_dft",
+            "dataset_version": max(DATASET_HISTORY), "version_history": DATASET_HISTORY,
             "description": "8-atom diamond-structure silicon cells sampled with Tersoff MD/strain and labelled with "
                            + ("DFT (GPAW, PBE)" if args.calculator == "gpaw" else
                               "the Tersoff potential (NOT DFT: a development/test dataset)"),
