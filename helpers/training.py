@@ -766,14 +766,15 @@ def train(
     finally:
         if bar is not None:
             bar.close()
+    history.train_seconds = elapsed_before + time.perf_counter() - t0
+    if ckpt is not None and history.epoch:
+        checkpoint(history.epoch[-1])  # the state to resume from: last-epoch weights, before any restore/polish
     if best_state is not None and cfg.patience is not None:
         model.load_state_dict(best_state)
     if cfg.lbfgs_steps > 0 and not history.interrupted and history.epoch:
         history.lbfgs = _lbfgs_polish(model, net, train_set, val_set, smap_train, smap_val, cfg, need_forces,
                                       is_dist, rank)
-    history.train_seconds = elapsed_before + time.perf_counter() - t0
-    if ckpt is not None and history.epoch:
-        checkpoint(history.epoch[-1])
+        history.train_seconds = elapsed_before + time.perf_counter() - t0
     model.eval()
     return history
 
