@@ -28,18 +28,15 @@ OUT = REPO / "build" / "kmesh"
 def run(mesh: str, ecut: float, width: float) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     import make_dataset
-    from gpaw import GPAW, PW, FermiDirac
 
     n = int(mesh.rstrip("sg"))
-    # "Ns": N×N×N without Γ; "Ng": Γ-centred; "N": Monkhorst-Pack as GPAW builds it (odd N contains Γ, even N not)
-    kpts = {"size": (n, n, n)}
-    if mesh[-1] in "sg":
-        kpts["gamma"] = mesh.endswith("g")
+    # "Ns": N×N×N without Γ; "Ng": Γ-centred; "N": Monkhorst-Pack (odd N contains Γ, even N does not)
+    gamma = mesh.endswith("g") if mesh[-1] in "sg" else bool(n % 2)
+    settings = make_dataset.DFTSettings(ecut_ev=ecut, kpts=(n, n, n), kpts_gamma=gamma, smearing_width_ev=width)
     result = {}
     for name, atoms in make_dataset.convergence_frames(make_dataset.make_plan(1000, 0)).items():
         a = atoms.copy()
-        a.calc = GPAW(mode=PW(ecut), xc="PBE", kpts=kpts, occupations=FermiDirac(width),
-                      symmetry={"point_group": False, "time_reversal": True}, txt=None)
+        a.calc = settings.gpaw_calculator()
         t0 = time.perf_counter()
         e = a.get_potential_energy(force_consistent=True)
         result[name.split(" (")[0]] = {"energy_per_atom_ev": e / len(a), "forces": a.get_forces().tolist(),
