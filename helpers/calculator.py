@@ -46,6 +46,9 @@ class ExtrapolationWarning(UserWarning):
 class HDNNPCalculator(Calculator):
     """ASE calculator for :class:`helpers.model.HDNNP` models that carry their ACSF settings (``model.descriptor``).
 
+    For a committee model (``model.n_members > 1``) energy, forces and stress are those of the committee mean, and
+    ``calc.results["energy_std"]`` holds the spread (standard deviation) of the members' total energies in eV.
+
     Args:
         model: an :class:`~helpers.model.HDNNP` (copied; the original is not changed) or the path of a model file
             written by :func:`helpers.model.save_model`.
@@ -198,7 +201,8 @@ class HDNNPCalculator(Calculator):
         numbers = torch.as_tensor(atoms.get_atomic_numbers(), dtype=torch.long)
         with torch.enable_grad():
             g = self.acsf(pos_in, numbers, cell_in, torch.as_tensor(pbc), pairs=pairs)
-            e_atoms = self.model.atomic_energies(g, species)
+            e_members = self.model.atomic_energies(g, species, members=True)  # (n_atoms, n_members)
+            e_atoms = e_members.mean(1)
             energy = e_atoms.sum()
             inputs = [positions, strain] if periodic else [positions]
             grads = torch.autograd.grad(energy, inputs)
@@ -211,6 +215,9 @@ class HDNNPCalculator(Calculator):
             "energies": e_atoms.detach().numpy().copy(),
             "forces": forces,
         }
+        if self.model.n_members > 1:
+            # committee spread: the standard deviation of the members' total energies (eV), an uncertainty estimate
+            self.results["energy_std"] = float(e_members.detach().sum(0).std())
         if periodic:
             virial = grads[1].detach().numpy()
             virial = 0.5 * (virial + virial.T)

@@ -30,8 +30,8 @@ from typing import Any
 DEFAULT_HIDDEN = (64, 64)
 #: Defaults of ``train`` (measured on the shipped data, benchmarks/RESULTS_training.md): energies + forces, and
 #: energies only (cheap steps, so larger batches and more epochs). All epochs run on a cosine schedule.
-FORCE_DEFAULTS = {"epochs": 300, "batch_size": 32, "learning_rate": 1e-2, "force_weight": 0.02}
-ENERGY_ONLY_DEFAULTS = {"epochs": 500, "batch_size": 128, "learning_rate": 2e-2}
+FORCE_DEFAULTS = {"epochs": 300, "batch_size": 32, "learning_rate": 1e-2, "force_weight": 0.02, "committee": 4}
+ENERGY_ONLY_DEFAULTS = {"epochs": 500, "batch_size": 128, "learning_rate": 2e-2, "committee": 1}
 
 
 class CLIError(Exception):
@@ -93,13 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force-weight", type=float, default=None,
                    help=f"weight of the force term (default: {FORCE_DEFAULTS['force_weight']:g})")
     t.add_argument("--no-forces", action="store_true", help="train on energies only even if forces are present")
+    t.add_argument("--committee", type=int, default=None, help=f"train a committee of this many models (seeds "
+                   f"seed, seed+1, ...) and save their mean, with the spread as an uncertainty (default: "
+                   f"{FORCE_DEFAULTS['committee']} with forces, {ENERGY_ONLY_DEFAULTS['committee']} for energies only)")
     t.add_argument("--no-whiten", action="store_true", help="standardise the inputs instead of PCA whitening")
     t.add_argument("--patience", type=int, default=None, help="early stopping: stop after this many epochs without a "
                    "better validation loss and keep the best weights (default: off, all epochs run)")
     t.add_argument("--lbfgs-steps", type=int, default=None, help="full-batch L-BFGS polish after Adam, at most this "
                    "many iterations (default: TrainConfig; 0 turns it off)")
-    t.add_argument("--descriptor", choices=["tuned", "lecture"], default="tuned",
-                   help="ACSF preset for --xyz (species are taken from the data)")
+    t.add_argument("--descriptor", choices=["dense", "tuned", "lecture"], default="dense",
+                   help="ACSF preset for --xyz: dense (54 features), tuned (the 33 of data/desc.npy) or lecture "
+                        "(11); species are taken from the data")
     t.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file (with --resume: continue from it)")
     t.add_argument("--resume", action="store_true", help="continue from --checkpoint after an interruption")
     _add_common(t)
@@ -153,7 +157,8 @@ def _train_config(args: argparse.Namespace, n_train: int, with_forces: bool) -> 
     from helpers.training import TrainConfig
 
     defaults = FORCE_DEFAULTS if with_forces else ENERGY_ONLY_DEFAULTS
-    kwargs: dict[str, Any] = {**defaults, "seed": args.seed, "device": args.device}
+    kwargs: dict[str, Any] = {**{k: v for k, v in defaults.items() if k != "committee"}, "seed": args.seed,
+                              "device": args.device}
     if args.epochs is not None:
         kwargs["epochs"] = args.epochs
     kwargs["batch_size"] = min(args.batch_size or defaults["batch_size"], max(n_train, 1))
@@ -186,9 +191,9 @@ def _read(path: Path, args: argparse.Namespace, what: str) -> list:
 def _settings_for(frames: list, preset: str) -> Any:
     from ase.data import atomic_numbers
 
-    from helpers.descriptors import LECTURE_ACSF, TUNED_ACSF
+    from helpers.descriptors import DENSE_ACSF, LECTURE_ACSF, TUNED_ACSF
 
-    base = TUNED_ACSF if preset == "tuned" else LECTURE_ACSF
+    base = {"dense": DENSE_ACSF, "tuned": TUNED_ACSF, "lecture": LECTURE_ACSF}[preset]
     species = sorted({s for a in frames for s in a.get_chemical_symbols()}, key=lambda s: atomic_numbers[s])
     return dataclasses.replace(base, species=tuple(species))
 
@@ -201,6 +206,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
     from helpers.model import save_model
     from helpers.training import build_model, dataset_from_arrays, dataset_from_frames, predict, reference_values
     from helpers.training import train as train_model
+    from helpers.training import train_committee
 
     if (args.xyz is None) == (args.desc is None and args.label is None):
         raise CLIError("Give either --xyz FILE, or --desc D.npy together with --label L.npy.")
@@ -254,13 +260,25 @@ def cmd_train(args: argparse.Namespace) -> dict:
         raise CLIError("No training frames left after the split; lower --test-fraction/--val-fraction.")
 
     cfg = _train_config(args, train_set.n_frames, train_set.has_forces)
-    model = build_model(train_set, hidden=args.hidden, activation=args.activation)
+    with_forces = bool(train_set.has_forces and cfg.force_weight > 0)
+    n_members = args.committee if args.committee is not None else (
+        FORCE_DEFAULTS if with_forces else ENERGY_ONLY_DEFAULTS)["committee"]
+    if n_members < 1:
+        raise CLIError(f"--committee must be at least 1, got {n_members}.")
     if progress:
         what = "energies + forces" if train_set.has_forces else "energies"
+        members = f"; committee of {n_members}" if n_members > 1 else ""
         print(f"train {train_set.n_frames} / validation {val_set.n_frames if val_set else 0} / test "
-              f"{test_set.n_frames if test_set else 0} frames; {what}; device {cfg.device}", file=sys.stderr)
-    history = train_model(model, train_set, val_set, cfg, checkpoint_path=args.checkpoint, resume=args.resume,
-                          progress=progress)
+              f"{test_set.n_frames if test_set else 0} frames; {what}; device {cfg.device}{members}", file=sys.stderr)
+    if n_members == 1:
+        model = build_model(train_set, hidden=args.hidden, activation=args.activation)
+        histories = [train_model(model, train_set, val_set, cfg, checkpoint_path=args.checkpoint,
+                                 resume=args.resume, progress=progress)]
+    else:
+        model, histories = train_committee(train_set, val_set, cfg, n_members=n_members, hidden=args.hidden,
+                                           activation=args.activation, checkpoint_path=args.checkpoint,
+                                           resume=args.resume, progress=progress)
+    history = histories[0]
     metrics: dict[str, Any] = {}
     evaluated = test_set if test_set is not None else train_set
     pred = predict(model, evaluated)
@@ -270,16 +288,19 @@ def cmd_train(args: argparse.Namespace) -> dict:
                                             pred["forces_ev_per_a"], ref["forces_ev_per_a"]))
     else:
         metrics.update(energy_force_metrics(pred["energy_per_atom_ev"], ref["energy_per_atom_ev"]))
+    if "energy_std_per_atom_ev" in pred:
+        metrics["committee_energy_std_mean_mev_per_atom"] = 1000 * float(pred["energy_std_per_atom_ev"].mean())
     metrics.update({
         "evaluated_on": "test" if test_set is not None else "train (no test frames!)",
         "n_train_frames": train_set.n_frames,
         "n_validation_frames": val_set.n_frames if val_set else 0,
         "n_test_frames": test_set.n_frames if test_set else 0,
-        "trained_on_forces": bool(train_set.has_forces and cfg.force_weight > 0),
-        "train_seconds": round(history.train_seconds, 3),
+        "trained_on_forces": with_forces,
+        "train_seconds": round(sum(h.train_seconds for h in histories), 3),
         "epochs_run": len(history.epoch),
         "best_epoch": history.best_epoch,
         "stopped_early": history.stopped_early,
+        "committee_members": n_members,
         "device": history.device,
         "elements": model.elements,
         "hidden": model.hidden,

@@ -61,6 +61,17 @@ def _mlp(n_in: int, hidden: Sequence[int], activation: str) -> torch.nn.Sequenti
     return torch.nn.Sequential(*layers)
 
 
+class Committee(torch.nn.Module):
+    """K independently trained atomic networks of one element side by side: (n_atoms, F) → (n_atoms, K)."""
+
+    def __init__(self, members: Sequence[torch.nn.Module]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m(z) for m in self.members], dim=-1)
+
+
 def _as_numpy(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
@@ -77,6 +88,10 @@ class HDNNP(torch.nn.Module):
         activation: one of :data:`ACTIVATIONS` (smooth ones such as ``"silu"``/``"tanh"`` give smooth forces).
         descriptor: the descriptor settings (``ACSFSettings.to_dict()``) the model was trained with; saved in the
             model file so a calculator can rebuild the exact descriptor.
+        n_members: 1 for a single network per element; K > 1 for a committee (委員会モデル) of K networks per element
+            that share the input scaling and reference energies. The model then predicts the committee mean; the
+            spread of the members (``members=True``) is an uncertainty estimate. Build committees with
+            :meth:`from_members` from separately trained models (:func:`helpers.training.train_committee`).
     """
 
     def __init__(
@@ -86,6 +101,7 @@ class HDNNP(torch.nn.Module):
         hidden: Sequence[int] = (16, 16),
         activation: str = "silu",
         descriptor: dict | None = None,
+        n_members: int = 1,
     ) -> None:
         super().__init__()
         elements = [str(e) for e in elements]
@@ -100,13 +116,20 @@ class HDNNP(torch.nn.Module):
             raise ValueError(f"Unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}.")
         if int(n_features) < 1:
             raise ValueError(f"n_features must be positive, got {n_features}.")
+        if int(n_members) < 1:
+            raise ValueError(f"n_members must be at least 1, got {n_members}.")
         self.elements: list[str] = elements
         self.n_features = int(n_features)
         self.hidden = [int(h) for h in hidden]
         self.activation = activation
         self.descriptor: dict | None = dict(descriptor) if descriptor is not None else None
+        self.n_members = int(n_members)
         n_el, f = len(elements), self.n_features
-        self.networks = torch.nn.ModuleList([_mlp(f, self.hidden, activation) for _ in elements])
+        if self.n_members == 1:
+            self.networks = torch.nn.ModuleList([_mlp(f, self.hidden, activation) for _ in elements])
+        else:
+            self.networks = torch.nn.ModuleList(
+                [Committee([_mlp(f, self.hidden, activation) for _ in range(self.n_members)]) for _ in elements])
         self.register_buffer("input_mean", torch.zeros(n_el, f))
         self.register_buffer("input_transform", torch.eye(f).repeat(n_el, 1, 1))
         self.register_buffer("reference_energy", torch.zeros(n_el))
@@ -224,31 +247,74 @@ class HDNNP(torch.nn.Module):
         self.scaling_fitted.fill_(True)
 
     # ------------------------------------------------------------------ energies
-    def atomic_energies(self, descriptors: torch.Tensor, species_index: torch.Tensor) -> torch.Tensor:
-        """Atomic energies E_i in eV, shape (n_atoms,). Differentiable in ``descriptors``."""
+    def atomic_energies(self, descriptors: torch.Tensor, species_index: torch.Tensor, *,
+                        members: bool = False) -> torch.Tensor:
+        """Atomic energies E_i in eV, shape (n_atoms,) — the committee mean for a committee — or, with
+        ``members=True``, (n_atoms, n_members), one column per member. Differentiable in ``descriptors``."""
         x = descriptors.to(self.input_mean.dtype)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"descriptors must have shape (n_atoms, {self.n_features}), got {tuple(x.shape)}.")
         species_index = species_index.to(x.device)
         if len(self.elements) == 1:
             z = (x - self.input_mean[0]) @ self.input_transform[0]
-            return self.reference_energy[0] + self.energy_scale * self.networks[0](z).squeeze(-1)
-        out = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        for k, net in enumerate(self.networks):
-            idx = torch.nonzero(species_index == k).squeeze(1)
-            if idx.numel() == 0:
-                continue
-            z = (x.index_select(0, idx) - self.input_mean[k]) @ self.input_transform[k]
-            out = out.index_add(0, idx, self.reference_energy[k] + self.energy_scale * net(z).squeeze(-1))
-        return out
+            out = self.reference_energy[0] + self.energy_scale * self.networks[0](z)
+        else:
+            out = torch.zeros(x.shape[0], self.n_members, dtype=x.dtype, device=x.device)
+            for k, net in enumerate(self.networks):
+                idx = torch.nonzero(species_index == k).squeeze(1)
+                if idx.numel() == 0:
+                    continue
+                z = (x.index_select(0, idx) - self.input_mean[k]) @ self.input_transform[k]
+                out = out.index_add(0, idx, self.reference_energy[k] + self.energy_scale * net(z))
+        if members:
+            return out
+        return out.squeeze(-1) if self.n_members == 1 else out.mean(-1)
 
     def forward(
-        self, descriptors: torch.Tensor, species_index: torch.Tensor, frame_index: torch.Tensor, n_frames: int
+        self, descriptors: torch.Tensor, species_index: torch.Tensor, frame_index: torch.Tensor, n_frames: int,
+        *, members: bool = False,
     ) -> torch.Tensor:
-        """Total energy of each frame in eV, shape (n_frames,): the sum of its atomic energies."""
-        e_atom = self.atomic_energies(descriptors, species_index)
-        total = torch.zeros(int(n_frames), dtype=e_atom.dtype, device=e_atom.device)
+        """Total energy of each frame in eV, shape (n_frames,): the sum of its atomic energies (the committee mean
+        for a committee). ``members=True``: (n_frames, n_members), one column per committee member."""
+        e_atom = self.atomic_energies(descriptors, species_index, members=members)
+        total = torch.zeros((int(n_frames),) + tuple(e_atom.shape[1:]), dtype=e_atom.dtype, device=e_atom.device)
         return total.index_add(0, frame_index.to(e_atom.device), e_atom)
+
+    @classmethod
+    def from_members(cls, models: Sequence[HDNNP]) -> HDNNP:
+        """A committee of the given trained models (each a single model or itself a committee).
+
+        All must share elements, feature count, architecture, descriptor settings and input scaling / reference
+        energies — as models trained on the same training set by :func:`helpers.training.train` do.
+        """
+        models = list(models)
+        if not models:
+            raise ValueError("from_members needs at least one model.")
+        first = models[0]
+        for k, m in enumerate(models[1:], start=1):
+            if m.config() | {"n_members": 1} != first.config() | {"n_members": 1}:
+                raise ValueError(f"Committee member {k} differs from member 0 in architecture or descriptor: "
+                                 f"{m.config()} vs {first.config()}.")
+            for name in ("input_mean", "input_transform", "reference_energy", "energy_scale"):
+                if not torch.allclose(getattr(m, name).cpu().double(), getattr(first, name).cpu().double(),
+                                      rtol=1e-10, atol=1e-12):
+                    raise ValueError(f"Committee member {k} has a different {name} from member 0: train all members "
+                                     "on the same training set (the scaling is fitted on it).")
+        nets: list[list[torch.nn.Module]] = [[] for _ in first.elements]
+        for m in models:
+            for e, net in enumerate(m.networks):
+                nets[e].extend(net.members if isinstance(net, Committee) else [net])
+        out = cls(first.elements, first.n_features, first.hidden, first.activation, first.descriptor,
+                  n_members=len(nets[0])).to(first.input_mean.dtype)
+        with torch.no_grad():
+            for name, buf in first.named_buffers():
+                getattr(out, name).copy_(buf.detach().cpu())
+            for e in range(len(first.elements)):
+                target = out.networks[e].members if out.n_members > 1 else [out.networks[e]]
+                for dst, src in zip(target, nets[e]):
+                    dst.load_state_dict({k: v.detach().cpu() for k, v in src.state_dict().items()})
+        out.metadata = dict(first.metadata)
+        return out.eval()
 
     @torch.no_grad()
     def extrapolation_mask(
@@ -267,10 +333,12 @@ class HDNNP(torch.nn.Module):
     def config(self) -> dict:
         """Constructor arguments (plain types) — enough to rebuild the architecture."""
         return {"elements": list(self.elements), "n_features": self.n_features, "hidden": list(self.hidden),
-                "activation": self.activation, "descriptor": self.descriptor}
+                "activation": self.activation, "descriptor": self.descriptor, "n_members": self.n_members}
 
     def extra_repr(self) -> str:
-        return f"elements={self.elements}, n_features={self.n_features}, hidden={self.hidden}, act={self.activation}"
+        committee = f", committee of {self.n_members}" if self.n_members > 1 else ""
+        return (f"elements={self.elements}, n_features={self.n_features}, hidden={self.hidden}, "
+                f"act={self.activation}{committee}")
 
 
 # ---------------------------------------------------------------------- save / load
@@ -368,7 +436,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         )
     try:
         model = HDNNP(payload["elements"], payload["n_features"], payload["hidden"], payload["activation"],
-                      payload.get("descriptor"))
+                      payload.get("descriptor"), n_members=int(payload.get("n_members", 1)))
         saved_dtype = payload["state_dict"]["input_mean"].dtype  # keep float64 models float64
         model = model.to(saved_dtype)
         model.load_state_dict(payload["state_dict"])
@@ -378,6 +446,6 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     return model.to(map_location).eval()
 
 
-__all__ = ["ACTIVATIONS", "HDNNP", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "ModelFileError", "load_model",
+__all__ = ["ACTIVATIONS", "Committee", "HDNNP", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "ModelFileError", "load_model",
            "save_model",
            "unused_path"]

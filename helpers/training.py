@@ -592,6 +592,10 @@ def train(
     checkpoint is written and the weights are kept (the best so far with early stopping).
     """
     cfg = config or TrainConfig()
+    if getattr(model, "n_members", 1) > 1:
+        raise ValueError("train() trains one network per element; this model is a committee of "
+                         f"{model.n_members}. Train committee members with train_committee(), which trains each "
+                         "member separately and combines them.")
     device = resolve_device(cfg.device)
     is_dist, rank, world = _distributed()
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
@@ -833,6 +837,51 @@ def _lbfgs_polish(model: HDNNP, net: torch.nn.Module, train_set: FrameDataset, v
             "val_loss_after": val_after, "seconds": time.perf_counter() - t0}
 
 
+def member_checkpoint_path(checkpoint_path: str | os.PathLike, member: int) -> Path:
+    """Where :func:`train_committee` keeps the checkpoint of one member: ``ckpt.pt`` → ``ckpt_member2.pt``."""
+    p = Path(checkpoint_path)
+    return p.with_name(f"{p.stem}_member{member}{p.suffix}")
+
+
+def train_committee(
+    train_set: FrameDataset,
+    val_set: FrameDataset | None = None,
+    config: TrainConfig | None = None,
+    *,
+    n_members: int = 4,
+    hidden: Sequence[int] = (64, 64),
+    activation: str = "silu",
+    checkpoint_path: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> tuple[HDNNP, list[History]]:
+    """Train a committee (委員会モデル) of ``n_members`` models; returns it as one :class:`HDNNP` and their histories.
+
+    Member k starts from its own random weights and batch order (seed ``config.seed + k``) and is trained by
+    :func:`train` exactly as a single model; all share the input scaling and reference energies fitted on
+    ``train_set``. The committee predicts the members' mean — averaging independent errors, it is usually more
+    accurate than any member — and the members' spread estimates the uncertainty of each prediction.
+    ``checkpoint_path`` names one checkpoint per member (:func:`member_checkpoint_path`); with ``resume=True``
+    finished members are restored from theirs and an interrupted one continues.
+    """
+    cfg = config or TrainConfig()
+    if int(n_members) < 1:
+        raise ValueError(f"n_members must be at least 1, got {n_members}.")
+    members, histories = [], []
+    for k in range(int(n_members)):
+        member_cfg = TrainConfig(**{**asdict(cfg), "seed": cfg.seed + k})
+        torch.manual_seed(member_cfg.seed)
+        model = build_model(train_set, hidden=hidden, activation=activation)
+        ckpt = member_checkpoint_path(checkpoint_path, k) if checkpoint_path is not None else None
+        if progress and n_members > 1:
+            print(f"committee member {k + 1} of {n_members}")
+        histories.append(train(model, train_set, val_set, member_cfg, checkpoint_path=ckpt,
+                               resume=resume and ckpt is not None and ckpt.exists(), progress=progress))
+        members.append(model.to("cpu"))
+    committee = members[0] if n_members == 1 else HDNNP.from_members(members)
+    return committee.to(resolve_device(cfg.device)), histories
+
+
 def is_out_of_memory(err: BaseException) -> bool:
     """True for a CUDA (or CPU allocator) out-of-memory error."""
     oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
@@ -886,7 +935,8 @@ def predict(model: HDNNP, dataset: FrameDataset, *, forces: bool | None = None, 
         device: where to run (default: the model's device).
 
     Returns:
-        ``energy_per_atom_ev`` (n_frames,), ``energy_ev`` (n_frames,), ``forces_ev_per_a`` (n_atoms_total, 3) or None.
+        ``energy_per_atom_ev`` (n_frames,), ``energy_ev`` (n_frames,), ``forces_ev_per_a`` (n_atoms_total, 3) or None;
+        for a committee also ``energy_std_per_atom_ev`` (n_frames,), the spread of the members (eV/atom).
     """
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(dev).eval()
@@ -896,21 +946,30 @@ def predict(model: HDNNP, dataset: FrameDataset, *, forces: bool | None = None, 
         raise ValueError("Forces were requested but the dataset has no descriptor Jacobians: build it with "
                          "dataset_from_frames(..., with_forces=True).")
     smap = _species_map(model, ds)
-    energies, force_chunks = [], []
+    committee = getattr(model, "n_members", 1) > 1
+    energies, force_chunks, spreads = [], [], []
     for start in range(0, ds.n_frames, batch_size):
         ids = torch.arange(start, min(start + batch_size, ds.n_frames), device=dev)
         with torch.enable_grad() if want_forces else torch.no_grad():
-            energy, f, _ = _batch(model, ds, ids, smap, want_forces, False)
+            energy, f, atom_idx = _batch(model, ds, ids, smap, want_forces, False)
         energies.append(energy.detach().double().cpu())
         if f is not None:
             force_chunks.append(f.detach().double().cpu())
+        if committee:
+            with torch.no_grad():
+                local = _atoms_of_frames(ds, ids)[1]
+                e_k = model(ds.descriptors[atom_idx], smap[ds.species[atom_idx]], local, len(ids), members=True)
+            spreads.append(e_k.double().std(1).cpu())
     energy_ev = torch.cat(energies).numpy()
     n = ds.n_atoms.cpu().numpy()
-    return {
+    out = {
         "energy_per_atom_ev": energy_ev / n,
         "energy_ev": energy_ev,
         "forces_ev_per_a": torch.cat(force_chunks).numpy() if force_chunks else None,
     }
+    if committee:
+        out["energy_std_per_atom_ev"] = torch.cat(spreads).numpy() / n
+    return out
 
 
 def reference_values(dataset: FrameDataset) -> dict[str, np.ndarray | None]:
@@ -942,5 +1001,5 @@ def build_model(train_set: FrameDataset, hidden: Sequence[int] = (32, 32), activ
 
 
 __all__ = ["OOM_ADVICE", "FrameDataset", "History", "TrainConfig", "build_model", "dataset_from_arrays",
-           "dataset_from_frames", "evaluate", "is_out_of_memory", "predict", "reference_values", "resolve_device",
-           "train", "train_with_batch_backoff"]
+           "dataset_from_frames", "evaluate", "is_out_of_memory", "member_checkpoint_path", "predict",
+           "reference_values", "resolve_device", "train", "train_committee", "train_with_batch_backoff"]

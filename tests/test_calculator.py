@@ -214,7 +214,7 @@ def test_nve_md_conserves_energy(model: HDNNP) -> None:
     assert result.extrapolating_atoms is not None and result.extrapolating_atoms.shape == (201,)
 
 
-@pytest.mark.parametrize("preset", ["TUNED_ACSF", "LECTURE_ACSF", "small"])
+@pytest.mark.parametrize("preset", ["TUNED_ACSF", "DENSE_ACSF", "LECTURE_ACSF", "small"])
 def test_fast_g4_kernel_equals_plain_autograd(model: HDNNP, preset: str) -> None:
     import helpers.descriptors as descriptors
 
@@ -241,3 +241,21 @@ def test_fast_g4_kernel_equals_plain_autograd(model: HDNNP, preset: str) -> None
     np.testing.assert_allclose(fast_r["forces"], plain_r["forces"], atol=1e-10)
     np.testing.assert_allclose(fast_r["stress"], plain_r["stress"], atol=1e-11)
     assert np.abs(plain_r["forces"]).max() > 1e-3
+
+
+def test_committee_calculator_gives_the_member_mean_and_its_spread(model: HDNNP) -> None:
+    ds = dataset_from_frames(_training_frames(), SETTINGS, with_forces=False, progress=False)
+    other = build_model(ds, hidden=(8, 8))
+    train(other, ds, None, TrainConfig(epochs=20, batch_size=8, seed=1), progress=False)
+    committee = HDNNP.from_members([model, other])
+    atoms = _diamond(rattle=0.08, seed=7)
+    results = []
+    for m in (model, other, committee):
+        a = atoms.copy()
+        a.calc = HDNNPCalculator(m)
+        results.append((a.get_potential_energy(), a.get_forces(), a.calc.results.get("energy_std")))
+    (e1, f1, s1), (e2, f2, _), (ec, fc, sc) = results
+    assert s1 is None  # a single model has no spread
+    assert ec == pytest.approx((e1 + e2) / 2, abs=1e-10)
+    np.testing.assert_allclose(fc, (f1 + f2) / 2, atol=1e-10)
+    assert sc == pytest.approx(abs(e1 - e2) / np.sqrt(2), rel=1e-8) and sc > 0

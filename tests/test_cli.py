@@ -115,12 +115,27 @@ def test_train_and_evaluate_on_extxyz_with_forces(tmp_path, capsys):
     assert data["n_test_frames"] == 3
     model = load_model(out)
     assert model.elements == ["Si"] and model.descriptor["r_cut"] == 7.0
+    assert data["committee_members"] == 4 and model.n_members == 4  # with forces the default is a committee
+    assert data["committee_energy_std_mean_mev_per_atom"] > 0
 
     ev = tmp_path / "ev.json"
     assert main(["evaluate", "--model", str(out), "--xyz", str(test_xyz), "--metrics", str(ev), "--quiet"]) == 0
     evaluated = json.loads(ev.read_text())
     assert evaluated["energy_rmse_mev_per_atom"] == pytest.approx(data["energy_rmse_mev_per_atom"], rel=1e-4)
     assert evaluated["force_rmse_mev_per_a"] == pytest.approx(data["force_rmse_mev_per_a"], rel=1e-4)
+
+
+def test_committee_size_is_a_flag_and_one_member_is_a_plain_model(tmp_path, capsys):
+    train_xyz = _write_xyz(tmp_path / "train.extxyz", 10)
+    for k in (1, 2):
+        out, metrics = tmp_path / f"m{k}.pt", tmp_path / f"m{k}.json"
+        rc = main(["train", "--xyz", str(train_xyz), "--epochs", "2", "--hidden", "4", "--descriptor", "lecture",
+                   "--committee", str(k), "--out", str(out), "--metrics", str(metrics), "--quiet"])
+        assert rc == 0, capsys.readouterr().err
+        assert load_model(out).n_members == k and json.loads(metrics.read_text())["committee_members"] == k
+    rc = main(["train", "--xyz", str(train_xyz), "--committee", "0", "--out", str(tmp_path / "m0.pt"),
+               "--metrics", str(tmp_path / "m0.json"), "--quiet"])
+    assert rc == 2 and "--committee must be at least 1" in capsys.readouterr().err
 
 
 def test_extxyz_without_energies_and_unknown_elements_are_explained(tmp_path, capsys):

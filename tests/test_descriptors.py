@@ -15,6 +15,7 @@ from ase.neighborlist import neighbor_list
 from helpers.descriptors import (
     LECTURE_ACSF,
     TUNED_ACSF,
+    DENSE_ACSF,
     ACSFSettings,
     TorchACSF,
     compute_acsf,
@@ -61,6 +62,7 @@ def _structures() -> dict[str, tuple[Atoms, ACSFSettings]]:
     return {
         "Si8 diamond rattled (pbc)": (_si8(1), TUNED_ACSF),
         "Si8 lecture preset (pbc)": (_si8(1), LECTURE_ACSF),
+        "Si8 dense preset (pbc)": (_si8(2), DENSE_ACSF),
         "Si2 triclinic cell << r_cut": (tric, TUNED_ACSF),
         "Si1 fcc one-atom cell": (bulk("Si", "fcc", a=3.8), LECTURE_ACSF),
         "Si8 cluster (no pbc)": (cluster, TUNED_ACSF),
@@ -93,6 +95,8 @@ def test_presets_have_lecture_feature_counts():
     assert len(set(TUNED_ACSF.g4_params)) == 16
     assert TUNED_ACSF.to_dscribe().get_number_of_features() == 33
     assert LECTURE_ACSF.to_dscribe().get_number_of_features() == 11
+    assert DENSE_ACSF.n_features == DENSE_ACSF.to_dscribe().get_number_of_features() == 54
+    assert len(set(DENSE_ACSF.g2_params)) == 21 and len(set(DENSE_ACSF.g4_params)) == 32
     assert BINARY.to_dscribe().get_number_of_features() == BINARY.n_features == 2 * 4 + 3 * 3
     assert len(BINARY.feature_labels()) == BINARY.n_features
 

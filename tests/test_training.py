@@ -9,7 +9,7 @@ from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from helpers.descriptors import ACSFSettings, TorchACSF
-from helpers.model import HDNNP
+from helpers.model import HDNNP, load_model, save_model
 from helpers.training import (
     FrameDataset,
     TrainConfig,
@@ -19,6 +19,7 @@ from helpers.training import (
     evaluate,
     predict,
     train,
+    train_committee,
 )
 
 torch.set_num_threads(1)
@@ -265,3 +266,42 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     reference = _state(single)
     assert all(torch.allclose(parallel[k], reference[k], atol=1e-5) for k in reference)
     assert not torch.equal(parallel["networks.0.0.weight"], _state(build_model(ds, (8,)))["networks.0.0.weight"])
+
+
+# ----------------------------------------------------------------------------------------------- committees
+def test_committee_is_the_mean_of_its_separately_trained_members(dataset, tmp_path):
+    train_set, test_set = dataset.subset(range(8)), dataset.subset([8, 9])
+    cfg = TrainConfig(epochs=8, batch_size=4, learning_rate=2e-2, seed=5)
+    committee, histories = train_committee(train_set, None, cfg, n_members=3, hidden=(8,), progress=False)
+    assert committee.n_members == 3 and len(histories) == 3
+    assert len({h.train_loss[-1] for h in histories}) == 3  # different seeds, different members
+    singles = []
+    for k in range(3):  # member k is exactly a single model trained with seed 5 + k
+        torch.manual_seed(5 + k)
+        single = build_model(train_set, (8,))
+        train(single, train_set, None, TrainConfig(**{**cfg.__dict__, "seed": 5 + k}), progress=False)
+        singles.append(predict(single, test_set))
+    pred = predict(committee, test_set)
+    assert np.allclose(pred["energy_ev"], np.mean([p["energy_ev"] for p in singles], 0), atol=1e-5)
+    assert np.allclose(pred["forces_ev_per_a"], np.mean([p["forces_ev_per_a"] for p in singles], 0), atol=1e-5)
+    spread = np.std([p["energy_ev"] for p in singles], 0, ddof=1) / test_set.n_atoms.numpy()
+    assert np.allclose(pred["energy_std_per_atom_ev"], spread, atol=1e-9) and spread.min() > 0
+    path = save_model(committee, tmp_path / "committee.pt")
+    again = load_model(path)
+    assert again.n_members == 3
+    assert np.allclose(predict(again, test_set)["energy_ev"], pred["energy_ev"], atol=1e-9)
+
+
+def test_committee_errors_are_clear(dataset):
+    train_set = dataset.subset(range(8))
+    a, b = build_model(train_set, (8,)), build_model(train_set, (4,))
+    with pytest.raises(ValueError, match="differs from member 0"):
+        HDNNP.from_members([a, b])
+    fitted = build_model(train_set, (8,))
+    train(fitted, train_set, None, TrainConfig(epochs=1, batch_size=8), progress=False)
+    with pytest.raises(ValueError, match="different input_mean"):
+        HDNNP.from_members([a, fitted])  # a was never fitted: its scaling differs
+    with pytest.raises(ValueError, match="train_committee"):
+        train(HDNNP.from_members([fitted, fitted]), train_set, None, TrainConfig(epochs=1), progress=False)
+    with pytest.raises(ValueError, match="n_members"):
+        HDNNP(["Si"], 4, n_members=0)
