@@ -35,7 +35,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from helpers.data import find_data_dir, load_dataset, load_lecture_arrays, load_manifest, load_split  # noqa: E402
-from helpers.cli import DEFAULT_HIDDEN, ENERGY_ONLY_DEFAULTS, FORCE_DEFAULTS  # noqa: E402
+from helpers.cli import COMMITTEE_DEFAULTS, DEFAULT_HIDDEN, ENERGY_ONLY_DEFAULTS, FORCE_DEFAULTS  # noqa: E402
 from helpers.descriptors import ACSFSettings  # noqa: E402
 from helpers.training import TrainConfig, build_model, dataset_from_arrays, dataset_from_frames, evaluate, train  # noqa: E402,E501
 
@@ -145,14 +145,13 @@ def main(argv: list[str] | None = None) -> int:
 
         hidden = "×".join(map(str, DEFAULT_HIDDEN))
         runs = (("single model, the 33 ACSF of desc.npy", ACSFSettings.from_dict(load_manifest()["descriptor"]), 1),
-                ("CLI defaults: committee, dense ACSF", _settings_for(frames, "dense"), FORCE_DEFAULTS["committee"]))
+                ("CLI defaults: committee, dense ACSF", _settings_for(frames, "dense"), COMMITTEE_DEFAULTS["forces"]))
         for label, settings, n_members in runs:
             t0 = time.perf_counter()
             full = dataset_from_frames(frames, settings, with_forces=True)
             jac_s = time.perf_counter() - t0
             ftr, fva, fte = (full.subset(split[k]) for k in ("train", "validation", "test"))
-            cfg = TrainConfig(**{**{k: v for k, v in FORCE_DEFAULTS.items() if k != "committee"},
-                                 "epochs": args.force_epochs,
+            cfg = TrainConfig(**{**FORCE_DEFAULTS, "epochs": args.force_epochs,
                                  "batch_size": min(FORCE_DEFAULTS["batch_size"], ftr.n_frames)}, eval_every=10)
             fmodel, hs = train_committee(ftr, fva, cfg, n_members=n_members, hidden=DEFAULT_HIDDEN)
             m = evaluate(fmodel, fte)

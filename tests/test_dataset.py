@@ -132,6 +132,19 @@ def test_manifest_tells_the_whole_story(manifest):
 
 
 @needs_data
+def test_data_readme_is_rendered_from_the_current_manifest(manifest):
+    spec = importlib.util.spec_from_file_location("render_data_readme", REPO / "scripts" / "render_data_readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    noise_file = REPO / "benchmarks" / "label_noise.json"
+    noise = json.loads(noise_file.read_text()) if noise_file.is_file() else None
+    text = module.render(manifest, noise)
+    assert f"{manifest['n_frames']} periodic 8-atom Si cells" in text
+    assert (DATA / "README.md").read_text(encoding="utf-8") == text, (
+        "data/README.md does not match data/manifest.json: run python scripts/render_data_readme.py")
+
+
+@needs_data
 def test_relabel_one_frame_with_gpaw_matches_stored(manifest, frames):
     """Re-run DFT on one frame: the stored labels are reproducible (about 20 s with one core)."""
     pytest.importorskip("gpaw", reason="GPAW is not installed (see requirements-dft.txt): DFT relabelling skipped")
