@@ -368,7 +368,12 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
         metrics = energy_force_metrics(pred["energy_per_atom_ev"], ref["energy_per_atom_ev"])
     metrics.update({"n_test_frames": ds.n_frames, "model": str(args.model), "xyz": str(args.xyz),
                     "n_train_frames": (model.metadata.get("train_metrics") or {}).get("n_train_frames"),
-                    "train_seconds": (model.metadata.get("train_metrics") or {}).get("train_seconds")})
+                    "train_seconds": (model.metadata.get("train_metrics") or {}).get("train_seconds"),
+                    "committee_members": model.n_members})
+    if "energy_std_per_atom_ev" in pred:  # per frame, in file order: which structures the committee is unsure of
+        spread = [1000 * float(x) for x in pred["energy_std_per_atom_ev"]]
+        metrics["committee_energy_std_mean_mev_per_atom"] = sum(spread) / len(spread)
+        metrics["committee_energy_std_per_frame_mev_per_atom"] = spread
     if ds.groups is not None:
         metrics["by_group"] = metrics_by_group(ds.groups, pred["energy_per_atom_ev"], ref["energy_per_atom_ev"],
                                                pred["forces_ev_per_a"], ref["forces_ev_per_a"],

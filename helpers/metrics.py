@@ -126,6 +126,9 @@ def format_metrics(metrics: dict[str, Any]) -> str:
             f"MAE {metrics['energy_mae_mev_per_atom']:.2f} meV/atom")
     if metrics.get("force_rmse_mev_per_a") is not None:
         text += f" | F RMSE {metrics['force_rmse_mev_per_a']:.1f} meV/Å, MAE {metrics['force_mae_mev_per_a']:.1f} meV/Å"
+    if metrics.get("committee_energy_std_mean_mev_per_atom") is not None:
+        text += (f" | committee of {metrics.get('committee_members', '?')}: mean spread "
+                 f"{metrics['committee_energy_std_mean_mev_per_atom']:.2f} meV/atom")
     return text
 
 

@@ -122,6 +122,9 @@ def test_train_and_evaluate_on_extxyz_with_forces(tmp_path, capsys):
     assert main(["evaluate", "--model", str(out), "--xyz", str(test_xyz), "--metrics", str(ev), "--quiet"]) == 0
     evaluated = json.loads(ev.read_text())
     assert evaluated["energy_rmse_mev_per_atom"] == pytest.approx(data["energy_rmse_mev_per_atom"], rel=1e-4)
+    assert evaluated["committee_members"] == 4 and len(evaluated["committee_energy_std_per_frame_mev_per_atom"]) == 3
+    assert evaluated["committee_energy_std_mean_mev_per_atom"] == pytest.approx(
+        data["committee_energy_std_mean_mev_per_atom"], rel=1e-4)
     assert evaluated["force_rmse_mev_per_a"] == pytest.approx(data["force_rmse_mev_per_a"], rel=1e-4)
 
 

@@ -44,7 +44,9 @@ def test_energy_force_metrics_keys_units_and_none_without_forces():
     assert m["force_rmse_mev_per_a"] == pytest.approx(120.0 / math.sqrt(12))
     assert m["force_mae_mev_per_a"] == pytest.approx(10.0)
     assert m["force_max_mev_per_a"] == pytest.approx(120.0)
-    assert "meV/Å" in format_metrics(m)
+    assert "meV/Å" in format_metrics(m) and "committee" not in format_metrics(m)
+    line = format_metrics({**m, "committee_members": 4, "committee_energy_std_mean_mev_per_atom": 1.234})
+    assert "committee of 4: mean spread 1.23 meV/atom" in line
     with pytest.raises(ValueError, match="both"):
         energy_force_metrics(e_ref, e_ref, f_pred, None)
     with pytest.raises(ValueError, match=r"\(n_atoms, 3\)"):
