@@ -218,6 +218,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
         raise CLIError("--test works with --xyz; with --desc/--label use --test-fraction.")
     if args.resume and args.checkpoint is None:
         raise CLIError("--resume needs --checkpoint PATH.")
+    if args.committee is not None and args.committee < 1:
+        raise CLIError(f"--committee must be at least 1, got {args.committee}.")
     is_dist, rank = _init_distributed(args.device)
     outputs = [args.out, args.metrics]
     _check_outputs(outputs, args.force)
@@ -265,8 +267,6 @@ def cmd_train(args: argparse.Namespace) -> dict:
     with_forces = bool(train_set.has_forces and cfg.force_weight > 0)
     n_members = args.committee if args.committee is not None else COMMITTEE_DEFAULTS[
         "forces" if with_forces else "energies"]
-    if n_members < 1:
-        raise CLIError(f"--committee must be at least 1, got {n_members}.")
     if progress:
         what = "energies + forces" if train_set.has_forces else "energies"
         members = f"; committee of {n_members}" if n_members > 1 else ""
