@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +34,11 @@ def run(mesh: str, ecut: float, width: float) -> None:
     settings = make_dataset.DFTSettings(ecut_ev=ecut, kpts=(n, n, n), kpts_gamma=gamma, smearing_width_ev=width)
     result = {}
     for name, atoms in make_dataset.convergence_frames(make_dataset.make_plan(1000, 0)).items():
-        a = atoms.copy()
-        a.calc = settings.gpaw_calculator()
-        t0 = time.perf_counter()
-        e = a.get_potential_energy(force_consistent=True)
-        result[name.split(" (")[0]] = {"energy_per_atom_ev": e / len(a), "forces": a.get_forces().tolist(),
-                                       "seconds": time.perf_counter() - t0,
-                                       "n_kpoints": int(len(a.calc.wfs.kd.ibzk_kc))}
-        print(mesh, name, f"{e / len(a):.6f} eV/atom, {result[name.split(' (')[0]]['seconds']:.0f} s", flush=True)
+        point = make_dataset.single_point(settings, atoms)
+        result[name.split(" (")[0]] = {"energy_per_atom_ev": point["energy_per_atom_ev"],
+                                       "forces": point["forces"].tolist(), "seconds": point["wall_time_s"],
+                                       "n_kpoints": point["n_kpoints"]}
+        print(mesh, name, f"{point['energy_per_atom_ev']:.6f} eV/atom, {point['wall_time_s']:.0f} s", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"k{mesh}_{ecut:g}eV_{width:g}.json").write_text(json.dumps(result))
 

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -57,12 +56,11 @@ def _one(job: tuple[int, int]) -> str:
         atoms = bulk("Si", "diamond", a=5.47, cubic=True)
     else:
         atoms = load_dataset(REPO / "data")[index]
-    a = atoms.copy()
-    a.calc = _settings(kpts).gpaw_calculator()
-    t0 = time.perf_counter()
-    e = a.get_potential_energy(force_consistent=True)
-    row = {"index": index, "kpts": kpts, "energy_per_atom_ev": e / len(a), "forces_ev_per_a": a.get_forces().tolist(),
-           "seconds": time.perf_counter() - t0}
+    import make_dataset
+
+    point = make_dataset.single_point(_settings(kpts), atoms)
+    row = {"index": index, "kpts": kpts, "energy_per_atom_ev": point["energy_per_atom_ev"],
+           "forces_ev_per_a": point["forces"].tolist(), "seconds": point["wall_time_s"]}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(row))
     tmp.replace(path)

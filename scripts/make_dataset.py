@@ -319,20 +319,24 @@ def run_labelling(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSett
 # --------------------------------------------------------------------------------------------------------------------
 # Convergence check
 # --------------------------------------------------------------------------------------------------------------------
-def _convergence_point(setting: DFTSettings, atoms: Any, calculator: str) -> dict[str, Any]:
-    """Energy per atom (eV) and forces (eV/Å) of one frame at one setting (runs in a worker process)."""
+def single_point(setting: DFTSettings, atoms: Any, calculator: str = "gpaw") -> dict[str, Any]:
+    """Energy per atom (eV), forces (eV/Å), wall time (s) and, for GPAW, the number of irreducible k-points of one
+    frame at one setting. Used by the convergence check and the k-mesh / label-noise benchmarks (runs in workers)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     a = atoms.copy()
     t0 = time.perf_counter()
+    n_kpoints = None
     if calculator == "gpaw":
         a.calc = setting.gpaw_calculator()
         e = a.get_potential_energy(force_consistent=True)
+        n_kpoints = int(len(a.calc.wfs.kd.ibzk_kc))
     else:
         from helpers.potentials import tersoff_si
 
         a.calc = tersoff_si()
         e = a.get_potential_energy()
-    return {"energy_per_atom_ev": e / len(a), "forces": a.get_forces(), "wall_time_s": time.perf_counter() - t0}
+    return {"energy_per_atom_ev": e / len(a), "forces": a.get_forces(), "wall_time_s": time.perf_counter() - t0,
+            "n_kpoints": n_kpoints}
 
 
 def convergence_frames(plan: list[Trajectory]) -> dict[str, Any]:
@@ -375,7 +379,7 @@ def run_convergence(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSe
     jobs = [(label, name) for label in settings for name in pick]
     results: dict[str, dict] = {}
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        futures = {pool.submit(_convergence_point, settings[label], pick[name], args.calculator): (label, name)
+        futures = {pool.submit(single_point, settings[label], pick[name], args.calculator): (label, name)
                    for label, name in jobs}
         for fut in futures:
             label, name = futures[fut]
