@@ -162,4 +162,8 @@ if __name__ == "__main__":
     else:
         out = table(a.kpts, a.predict)
         if a.json:
-            Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
+            from helpers.data import load_manifest
+
+            version = load_manifest(REPO / "data").get("dataset_version")
+            Path(a.json).write_text(json.dumps({"dataset_version": version, "kpts": a.kpts, "by_config_type": out},
+                                               indent=1) + "\n")

@@ -150,14 +150,16 @@ def test_relabel_one_frame_with_gpaw_matches_stored(manifest, frames):
     pytest.importorskip("gpaw", reason="GPAW is not installed (see requirements-dft.txt): DFT relabelling skipped")
     script = _script()
     dft = manifest["dft"]
-    settings = script.DFTSettings(xc=dft["xc"], ecut_ev=dft["ecut_ev"], kpts=tuple(dft["kpts"]),
+    ref = frames[hdata.load_split(DATA)["test"][0]]
+    mesh = int(ref.info.get("dft_kpts", dft["kpts"][0]))  # since v3 disordered frames use a denser mesh
+    settings = script.DFTSettings(xc=dft["xc"], ecut_ev=dft["ecut_ev"], kpts=(mesh,) * 3,
                                   kpts_gamma=bool(dft.get("kpts_gamma", True)),
                                   smearing_width_ev=dft["smearing"]["width_ev"])
-    ref = frames[hdata.load_split(DATA)["test"][0]]
     atoms = ref.copy()
     stored_e, stored_f = ref.get_potential_energy(), ref.get_forces()
     atoms.calc = settings.gpaw_calculator()
-    energy = atoms.get_potential_energy(force_consistent=True)
+    shift = len(atoms) * ref.info.get("energy_shift_ev_per_atom", 0.0)  # onto the production mesh's energy zero
+    energy = atoms.get_potential_energy(force_consistent=True) + shift
     assert abs(energy - stored_e) / len(atoms) < 1e-3
     assert np.abs(atoms.get_forces() - stored_f).max() < 1e-2
 
@@ -243,3 +245,59 @@ def test_shipped_labels_are_imported_when_extending(tiny_dataset, tmp_path):
     assert script.import_shipped_labels(out, work, args) == 0  # idempotent
     record = json.loads(sorted((work / "frames").glob("*.json"))[0].read_text())
     assert np.isfinite(record["energy_ev"]) and np.array(record["forces_ev_per_a"]).shape == (8, 3)
+
+
+def test_denser_mesh_for_disordered_frames_shares_the_crystal_energy_zero(tiny_dataset, tmp_path):
+    """Frames labelled with ``--kpts-for`` a denser mesh are shifted by E_crystal(production) − E_crystal(dense)."""
+    frames = hdata.load_dataset(tiny_dataset)
+    assert {a.info["dft_kpts"] for a in frames if a.info["config_type"] == "disordered"} == {6}  # the default
+    assert {a.info["dft_kpts"] for a in frames if a.info["config_type"] != "disordered"} == {3}
+    # pretend the dense-mesh crystal lies 10 meV/atom lower (Tersoff ignores k-points, so the real shift is 0)
+    work = tmp_path / "work"
+    shutil.copytree(tiny_dataset / ".work", work)
+    ref6 = work / "reference_crystal_k6.json"
+    record = json.loads(ref6.read_text())
+    record["energy_per_atom_ev"] -= 0.010
+    ref6.write_text(json.dumps(record))
+    out = tmp_path / "out"
+    _script().main(["finalize", "--calculator", "tersoff", "--n-frames", "12", "--min-frames", "5", "--out", str(out),
+                    "--work", str(work)])
+    shifted = hdata.load_dataset(out)
+    for before, after in zip(frames, shifted):
+        expected = 0.010 if before.info["config_type"] == "disordered" else 0.0
+        assert after.info["energy_shift_ev_per_atom"] == pytest.approx(expected)
+        assert after.get_potential_energy() - before.get_potential_energy() == pytest.approx(8 * expected, abs=1e-6)
+        np.testing.assert_allclose(after.get_forces(), before.get_forces())  # a constant shift moves no force
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dft"]["code"].startswith("none")  # Tersoff run: no DFT block, but the frames say their mesh
+    # importing the shifted dataset gives back the raw energies of the work files
+    args = _script().parse_args(["label", "--calculator", "tersoff", "--n-frames", "12", "--out", str(out),
+                                 "--work", str(tmp_path / "fresh")])
+    assert _script().import_shipped_labels(out, Path(args.work), args) == len(frames)
+    for raw in sorted((tiny_dataset / ".work" / "frames").glob("*.json")):
+        again = json.loads((tmp_path / "fresh" / "frames" / raw.name).read_text())
+        assert again["energy_ev"] == pytest.approx(json.loads(raw.read_text())["energy_ev"], abs=1e-6)
+
+
+def test_only_shipped_relabels_the_shipped_frames_and_adds_none(tiny_dataset, tmp_path):
+    out = tmp_path / "data"
+    shutil.copytree(tiny_dataset, out, ignore=shutil.ignore_patterns(".work"))
+    _script().main(["label", "--calculator", "tersoff", "--n-frames", "12", "--workers", "1", "--out", str(out),
+                    "--only-shipped", "--kpts-for", "disordered=4", "strain_shear=5"])
+    work = out / ".work" / "frames"
+    frames = hdata.load_dataset(out, verify=False)
+    wanted = {(a.info["trajectory"], a.info["frame_in_trajectory"], {"disordered": 4, "strain_shear": 5}.get(
+        a.info["config_type"], 3)) for a in frames}
+    have = set()
+    for p in work.glob("*.json"):
+        tid, k = int(p.name[4:8]), int(p.name[14:16])
+        have.add((tid, k, int(p.stem.split("_k")[1]) if "_k" in p.stem else 3))
+    assert have == wanted  # each shipped frame once, with the mesh its config_type asks for; nothing else
+
+
+def test_kpts_for_rejects_malformed_values():
+    for bad in ("disordered", "disordered=x", "=6", "disordered=0"):
+        with pytest.raises(SystemExit):
+            _script().parse_args(["label", "--kpts-for", bad])
+    assert _script().parse_args(["label", "--kpts-for"]).kpts_for == {}  # one mesh for every frame
+    assert _script().parse_args(["label"]).kpts_for == {"disordered": 6}
