@@ -482,16 +482,31 @@ def run_convergence(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSe
     cost = lambda j: j[1] ** 3 * (2.0 if j[0] != "production" else 1.0)  # noqa: E731  (k-points × plane waves)
     jobs = sorted({(label, mesh, name) for f in frames for label, mesh in meshes(f).items() for name in (f, ref)},
                   key=lambda j: (-cost(j), j))  # longest first: the workers finish together
-    results: dict[tuple[str, int, str], dict] = {}
+    # every point is cached on its own (work/convergence_points/), so an interrupted check continues where it stopped
+    points = Path(args.work) / "convergence_points"
+    points.mkdir(parents=True, exist_ok=True)
+
+    def point_file(job: tuple[str, int, str]) -> Path:
+        st = setting(job[0], job[1])
+        slug = "".join(ch if ch.isalnum() else "_" for ch in job[2]).strip("_")
+        return points / f"{slug}_{st.ecut_ev:g}eV_k{job[1]}{'g' if st.kpts_gamma else ''}_{args.calculator}.json"
+
+    todo: dict[Path, tuple[str, int, str]] = {}
+    for job in jobs:
+        if not point_file(job).exists():
+            todo.setdefault(point_file(job), job)  # the same setting asked for twice is computed once
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        futures = {pool.submit(single_point, setting(label, mesh), pick[name], args.calculator): (label, mesh, name)
-                   for label, mesh, name in jobs}
-        for fut in futures:
-            label, mesh, name = futures[fut]
-            results[(label, mesh, name)] = fut.result()
-            print(f"  convergence {label:12s} {mesh}x{mesh}x{mesh} {name}: "
-                  f"{results[(label, mesh, name)]['energy_per_atom_ev']:.6f} eV/atom "
-                  f"({results[(label, mesh, name)]['wall_time_s']:.0f} s)", flush=True)
+        futures = {pool.submit(single_point, setting(label, mesh), pick[name], args.calculator): path
+                   for path, (label, mesh, name) in todo.items()}
+        for fut, path in futures.items():
+            point = fut.result()
+            _atomic_write_text(path, json.dumps({**point, "forces": np.asarray(point["forces"]).tolist()}))
+            print(f"  convergence point {path.stem}: {point['energy_per_atom_ev']:.6f} eV/atom "
+                  f"({point['wall_time_s']:.0f} s)", flush=True)
+    results: dict[tuple[str, int, str], dict] = {}
+    for job in jobs:
+        point = json.loads(point_file(job).read_text())
+        results[job] = {**point, "forces": np.array(point["forces"])}
     report: dict[str, Any] = {
         "production": {"ecut_ev": dft.ecut_ev, "kpts": list(dft.kpts), "kpts_gamma": dft.kpts_gamma,
                        "kpts_by_config_type": {c: [m] * 3 for c, m in sorted(args.kpts_for.items())}},

@@ -301,3 +301,20 @@ def test_kpts_for_rejects_malformed_values():
             _script().parse_args(["label", "--kpts-for", bad])
     assert _script().parse_args(["label", "--kpts-for"]).kpts_for == {}  # one mesh for every frame
     assert _script().parse_args(["label"]).kpts_for == {"disordered": 6}
+
+
+def test_convergence_check_keeps_each_point_and_continues(tiny_dataset):
+    """Each convergence point is cached: a re-run recomputes only what is missing, and gives the same report."""
+    work = tiny_dataset / ".work"
+    points = sorted((work / "convergence_points").glob("*.json"))
+    assert len(points) >= 10  # 5 structures, several settings each (the dense mesh of disordered frames: 8×8×8)
+    assert any("disordered" in p.name and "_k8_" in p.name for p in points)
+    before = json.loads((work / "convergence.json").read_text())
+    stamps = {p: p.stat().st_mtime_ns for p in points}
+    points[0].unlink()
+    _script().main(["converge", "--force", "--calculator", "tersoff", "--n-frames", "12", "--workers", "1",
+                    "--out", str(tiny_dataset)])
+    assert points[0].exists()
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in points[1:])
+    after = json.loads((work / "convergence.json").read_text())
+    assert after["frames"] == before["frames"]
