@@ -132,6 +132,24 @@ def test_manifest_tells_the_whole_story(manifest):
 
 
 @needs_data
+def test_every_frame_says_its_k_mesh_and_energy_shift(manifest, frames):
+    """Frames of a config_type with a denser mesh carry it, and the manifest's shift onto the common energy zero."""
+    dft = manifest["dft"]
+    by_type = {c: k[0] for c, k in dft.get("kpts_by_config_type", {}).items()}
+    shifts = dft.get("energy_zero", {}).get("shift_ev_per_atom", {})
+    for atoms in frames:
+        mesh = by_type.get(atoms.info["config_type"], dft["kpts"][0])
+        assert atoms.info.get("dft_kpts", dft["kpts"][0]) == mesh
+        expected = shifts.get(f"{mesh}x{mesh}x{mesh}", 0.0)
+        assert atoms.info.get("energy_shift_ev_per_atom", 0.0) == pytest.approx(expected, abs=1e-12)
+    if shifts:  # the shift is the difference of the perfect crystal's energy at the two meshes
+        crystal = dft["energy_zero"]["crystal_energy_per_atom_ev"]
+        production = f"{dft['kpts'][0]}x{dft['kpts'][0]}x{dft['kpts'][0]}"
+        for name, shift in shifts.items():
+            assert shift == pytest.approx(crystal[production] - crystal[name], abs=1e-12)
+
+
+@needs_data
 def test_data_readme_is_rendered_from_the_current_manifest(manifest):
     spec = importlib.util.spec_from_file_location("render_data_readme", REPO / "scripts" / "render_data_readme.py")
     module = importlib.util.module_from_spec(spec)
