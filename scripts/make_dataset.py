@@ -10,7 +10,8 @@ Stages (``all`` runs them in order):
                 (metallic) cells get a denser k-mesh (``--kpts-for disordered=6``); their energies are shifted onto
                 the production mesh's perfect-crystal energy, so all frames share one energy zero.
 * ``converge``  cutoff / k-mesh convergence check on four frames (hot MD, compressed, sheared, disordered) relative
-                to the perfect crystal: production settings vs 400 eV and a 6×6×6 k-mesh.
+                to the perfect crystal: production settings vs 400 eV and a 6×6×6 k-mesh (8×8×8 for the disordered
+                frame, whose production mesh is 6×6×6); every point is cached, so an interrupted check continues.
 * ``finalize``  collect the labelled frames into ``si_dft.extxyz``, compute ``desc.npy`` / ``label.npy`` (dscribe
                 ACSF) and write ``manifest.json`` (settings, versions, split, checksums) into ``--out``.
 
