@@ -586,6 +586,7 @@ def run_finalize(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSetti
     from ase.io import write
 
     work, out = Path(args.work), Path(args.out)
+    by_id = {t.trajectory: t for t in plan}
     records = []
     for t in sorted(plan, key=lambda t: t.trajectory):
         for k in range(t.n_frames):
@@ -595,6 +596,15 @@ def run_finalize(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSetti
     if len(records) < args.min_frames:
         raise SystemExit(f"only {len(records)} labelled frames in {work}, fewer than --min-frames {args.min_frames}; "
                          "run the 'label' stage (longer) first or lower --min-frames")
+    missing = [(tid, k) for tid, ks in shipped_frames(out).items() for k in ks
+               if tid not in by_id or not frame_file(work, by_id[tid], k, args).exists()]
+    if missing and not args.allow_fewer:
+        tid, k = missing[0]
+        where = (f"on the {mesh_of(by_id[tid], args)}×{mesh_of(by_id[tid], args)}×{mesh_of(by_id[tid], args)} mesh"
+                 if tid in by_id else "not in this run's plan: other --seed or --n-frames?")
+        raise SystemExit(f"{len(missing)} frames of the dataset in {out} are not labelled in {work} with the current "
+                         f"settings (e.g. trajectory {tid}, frame {k}, {where}): finalizing would drop them. Run "
+                         "'label --only-shipped' to label them, or pass --allow-fewer to drop them.")
     meshes = sorted({int(r.get("kpts", args.kpts)) for r in records} | {args.kpts})
     crystal = label_references(meshes, work, args.calculator, dft)
     shift = {m: crystal[args.kpts] - crystal[m] for m in meshes}  # eV/atom, 0 for the production mesh
@@ -757,6 +767,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dense-ecut", type=float, default=400.0, help="cutoff for the convergence check (eV)")
     p.add_argument("--dense-kpts", type=int, default=6, help="k-mesh for the convergence check")
     p.add_argument("--force", action="store_true", help="overwrite existing output files in --out")
+    p.add_argument("--allow-fewer", action="store_true",
+                   help="finalize even if frames of the dataset already in --out are not labelled in --work (they are "
+                   "dropped; by default finalize refuses)")
     args = p.parse_args(argv)
     if args.work is None:
         out = Path(args.out).resolve()

@@ -336,3 +336,20 @@ def test_convergence_check_keeps_each_point_and_continues(tiny_dataset):
     assert all(p.stat().st_mtime_ns == stamps[p] for p in points[1:])
     after = json.loads((work / "convergence.json").read_text())
     assert after["frames"] == before["frames"]
+
+
+def test_finalize_refuses_to_drop_frames_of_the_shipped_dataset(tiny_dataset, tmp_path):
+    """Relabelling half done (a shipped frame has no result for its new mesh): finalize stops instead of shrinking."""
+    out = tmp_path / "data"
+    shutil.copytree(tiny_dataset, out)
+    work = out / ".work"
+    victim = sorted((work / "frames").glob("*_k6.json"))[0]  # a disordered frame (6×6×6 by default)
+    victim.unlink()
+    stamp = (out / "label.npy").stat().st_mtime_ns
+    finalize = ["finalize", "--force", "--calculator", "tersoff", "--n-frames", "12", "--min-frames", "5",
+                "--out", str(out)]
+    with pytest.raises(SystemExit, match="label --only-shipped"):
+        _script().main(finalize)
+    assert (out / "label.npy").stat().st_mtime_ns == stamp  # nothing written
+    _script().main([*finalize, "--allow-fewer"])
+    assert len(hdata.load_dataset(out)) == len(hdata.load_dataset(tiny_dataset)) - 1
