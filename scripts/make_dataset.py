@@ -15,7 +15,7 @@ Stages (``all`` runs them in order):
 * ``finalize``  collect the labelled frames into ``si_dft.extxyz``, compute ``desc.npy`` / ``label.npy`` (dscribe
                 ACSF) and write ``manifest.json`` (settings, versions, split, checksums) into ``--out``.
 
-Example (about 3 h on two cores)::
+Example (about 4–5 h on two cores: the 6×6×6 disordered frames take 8–10× longer than the others)::
 
     OMP_NUM_THREADS=1 python scripts/make_dataset.py all --out data --workers 2
 
