@@ -11,9 +11,9 @@ so regenerate it whenever the data change::
 from __future__ import annotations
 
 import argparse
-import textwrap
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,6 +86,7 @@ def render(m: dict, noise: dict | None = None) -> str:
                         for v, text in sorted(history.items(), key=lambda kv: -int(kv[0])))
     mesh_note = ""
     by_type = m["dft"].get("kpts_by_config_type") or {}
+    mesh_tags = ", `dft_kpts`, `energy_shift_ev_per_atom`" if by_type else ""
     if by_type:
         zero = m["dft"]["energy_zero"]
         parts = "; ".join(f"`{c}` frames use {k[0]}×{k[1]}×{k[2]} (shift {1000 * zero['shift_ev_per_atom'][f'{k[0]}x{k[1]}x{k[2]}']:+.2f} meV/atom)"
@@ -125,7 +126,7 @@ holds the complete record (settings, versions, sampling plan and seed, timings, 
 
 | file | what it holds | units |
 |---|---|---|
-| `si_dft.extxyz` | {m['n_frames']} periodic 8-atom Si cells: positions, cell, energy, forces, stress, and tags in each frame's `info` (`config_type`, `trajectory`, `temperature_k`, `volume_strain`, `shear_strain`, `frame_in_trajectory`, `dft_wall_time_s`, `dft_kpts`, `energy_shift_ev_per_atom`) | Å, eV, eV/Å, eV/Å³ |
+| `si_dft.extxyz` | {m['n_frames']} periodic 8-atom Si cells: positions, cell, energy, forces, stress, and tags in each frame's `info` (`config_type`, `trajectory`, `temperature_k`, `volume_strain`, `shear_strain`, `frame_in_trajectory`, `dft_wall_time_s`{mesh_tags}) | Å, eV, eV/Å, eV/Å³ |
 | `desc.npy` | float32 `({m['n_frames']}, 8, 33)`: ACSF of every atom (the lecture's tuned preset, below), frame order as in the extxyz | dimensionless |
 | `label.npy` | float32 `({m['n_frames']},)`: total energy per atom | eV/atom |
 | `manifest.json` | provenance, settings, units, split, sha256 of the three files above | — |
