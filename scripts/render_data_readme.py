@@ -82,8 +82,12 @@ def render(m: dict, noise: dict | None = None) -> str:
     e = st["energy_per_atom_ev"]
     noise = label_noise_section(noise, m)
     history = m.get("version_history", {})
-    versions = " ".join(f"Version {v}{' (this one)' if int(v) == m.get('dataset_version') else ''}: {text}."
-                        for v, text in sorted(history.items(), key=lambda kv: -int(kv[0])))
+    versions = "\n\n".join(textwrap.fill(f"Version {v}{' (this one)' if int(v) == m.get('dataset_version') else ''}: "
+                                         f"{text}.", width=118, break_on_hyphens=False)
+                           for v, text in sorted(history.items(), key=lambda kv: -int(kv[0])))
+    only_shipped_note = (" (version 3 was made with `label --only-shipped`: it recomputed the disordered frames with the"
+                         "\ndefault `--kpts-for disordered=6` and imported the rest)" if m.get("dataset_version", 0) >= 3
+                         else "")
     mesh_note = ""
     by_type = m["dft"].get("kpts_by_config_type") or {}
     mesh_tags = ", `dft_kpts`, `energy_shift_ev_per_atom`" if by_type else ""
@@ -196,8 +200,7 @@ OMP_NUM_THREADS=1 .venv/bin/python scripts/make_dataset.py converge --workers 2
 DFT settings (the structures are deterministic in the seed), so the remaining frames of the plan can be added later
 without recomputing these; with other settings it starts from scratch. The check is per frame: a frame whose k-mesh
 differs from what `--kpts` / `--kpts-for TYPE=K` now asks for is labelled again, and `--only-shipped` labels just the
-shipped frames (version 3 was made with `label --only-shipped`: it recomputed the 150 disordered frames with the
-default `--kpts-for disordered=6` and imported the rest). Labelling took
+shipped frames{only_shipped_note}. Labelling took
 {w['labelling_sum_over_frames'] / 3600:.1f} CPU-hours here ({w['per_frame_median']:.0f} s median per frame on one core, two workers on a 2-core machine; about
 {w['labelling_sum_over_frames'] / 3600 / 2:.1f} h of wall time), the convergence check {conv['wall_time_s'] / 60:.0f} CPU-minutes.
 Without GPAW, `--calculator tersoff` builds the same kind of dataset with Tersoff labels (marked `"labels":
