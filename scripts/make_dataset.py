@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -206,9 +206,11 @@ def _atomic_write_text(path: Path, text: str) -> None:
     write_text_atomic(path, text)
 
 
-def frame_path(work: Path, tid: int, k: int, kpts: int | None = None) -> Path:
-    """Work file of frame ``k`` of trajectory ``tid``; ``kpts``: a k-mesh other than the production one."""
-    return work / "frames" / f"traj{tid:04d}_frame{k:02d}{'' if kpts is None else f'_k{kpts}'}.json"
+def frame_path(work: Path, tid: int, k: int, kpts: int | None = None, production_kpts: int | None = None) -> Path:
+    """Work file of frame ``k`` of trajectory ``tid`` labelled on a ``kpts``³ mesh (the name says the mesh when it is
+    not the production one)."""
+    suffix = "" if kpts is None or kpts == production_kpts else f"_k{kpts}"
+    return work / "frames" / f"traj{tid:04d}_frame{k:02d}{suffix}.json"
 
 
 def mesh_of(traj: Trajectory, args: argparse.Namespace) -> int:
@@ -217,13 +219,11 @@ def mesh_of(traj: Trajectory, args: argparse.Namespace) -> int:
 
 
 def frame_file(work: Path, traj: Trajectory, k: int, args: argparse.Namespace) -> Path:
-    mesh = mesh_of(traj, args)
-    return frame_path(work, traj.trajectory, k, None if mesh == args.kpts else mesh)
+    return frame_path(work, traj.trajectory, k, mesh_of(traj, args), args.kpts)
 
 
 def with_mesh(dft: DFTSettings, mesh: int) -> DFTSettings:
-    return DFTSettings(xc=dft.xc, ecut_ev=dft.ecut_ev, kpts=(mesh,) * 3, kpts_gamma=dft.kpts_gamma,
-                       smearing=dft.smearing, smearing_width_ev=dft.smearing_width_ev)
+    return replace(dft, kpts=(mesh,) * 3)
 
 
 def reference_path(work: Path, mesh: int) -> Path:
@@ -261,7 +261,7 @@ def label_trajectory(traj: Trajectory, work: str, calculator: str, dft: DFTSetti
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     work_dir = Path(work)
     mesh = dft.kpts[0]
-    path = lambda k: frame_path(work_dir, traj.trajectory, k, None if mesh == production_kpts else mesh)  # noqa: E731
+    path = lambda k: frame_path(work_dir, traj.trajectory, k, mesh, production_kpts)  # noqa: E731
     frames = sample_structures(traj)
     todo = [k for k in range(len(frames)) if not path(k).exists() and (only is None or k in only)]
     if not todo:
@@ -325,8 +325,8 @@ def import_shipped_labels(out: Path, work: Path, args: argparse.Namespace) -> in
         if mesh != int(args.kpts_for.get(ctype, args.kpts)):
             skipped += 1  # labelled with another k-mesh than this run wants for its config_type: relabel
             continue
-        path = frame_path(work, int(atoms.info["trajectory"]), int(atoms.info["frame_in_trajectory"]),
-                          None if mesh == args.kpts else mesh)
+        path = frame_path(work, int(atoms.info["trajectory"]), int(atoms.info["frame_in_trajectory"]), mesh,
+                          args.kpts)
         if path.exists():
             continue
         info = {k: v for k, v in atoms.info.items() if k not in ("dft_wall_time_s", "dft_kpts",
@@ -470,9 +470,8 @@ def run_convergence(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSe
     prod_mesh[ref] = args.kpts
 
     def setting(label: str, mesh: int) -> DFTSettings:
-        return DFTSettings(xc=dft.xc, ecut_ev=args.dense_ecut if label != "production" else dft.ecut_ev,
-                           kpts=(mesh,) * 3, kpts_gamma=dft.kpts_gamma if label != "dense" else False,
-                           smearing=dft.smearing, smearing_width_ev=dft.smearing_width_ev)
+        return replace(with_mesh(dft, mesh), ecut_ev=args.dense_ecut if label != "production" else dft.ecut_ev,
+                       kpts_gamma=dft.kpts_gamma if label != "dense" else False)
 
     def meshes(name: str) -> dict[str, int]:
         m = prod_mesh[name]
