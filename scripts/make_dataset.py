@@ -642,6 +642,11 @@ def run_finalize(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSetti
         groups = [int(a.info["trajectory"]) for a in frames]
         split = stratified_group_split(config_types, groups, seed=args.seed)
         wall = [r["wall_time_s"] for r in records if np.isfinite(r["wall_time_s"])]
+        wall_by_mesh: dict[str, list[float]] = {}
+        for r in records:
+            if np.isfinite(r["wall_time_s"]):
+                k = int(r.get("kpts", args.kpts))
+                wall_by_mesh.setdefault(f"{k}x{k}x{k}", []).append(float(r["wall_time_s"]))
         counts = {c: config_types.count(c) for c in sorted(set(config_types))}
         e = label.astype(float)
         fmax = [float(np.abs(np.array(r["forces_ev_per_a"])).max()) for r in records]
@@ -657,6 +662,9 @@ def run_finalize(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSetti
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "wall_time_s": {"labelling_sum_over_frames": float(np.sum(wall)),
                             "per_frame_mean": float(np.mean(wall)), "per_frame_median": float(np.median(wall)),
+                            "per_frame_mean_by_kpts": {m: float(np.mean(t)) for m, t in sorted(wall_by_mesh.items())},
+                            "per_frame_median_by_kpts": {m: float(np.median(t))
+                                                         for m, t in sorted(wall_by_mesh.items())},
                             "workers": args.workers, "script_elapsed_this_run": time.time() - wall_start},
             "files": {},
             "units": {"energy": "eV", "forces": "eV/Å", "stress": "eV/Å^3", "positions": "Å",

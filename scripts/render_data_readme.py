@@ -95,13 +95,16 @@ def render(m: dict, noise: dict | None = None) -> str:
         zero = m["dft"]["energy_zero"]
         parts = "; ".join(f"`{c}` frames use {k[0]}×{k[1]}×{k[2]} (shift {1000 * zero['shift_ev_per_atom'][f'{k[0]}x{k[1]}x{k[2]}']:+.2f} meV/atom)"
                           for c, k in sorted(by_type.items()))
-        mesh_note = f"""
-**One exception since version 3:** {parts}. The hot disordered cells are metallic and need far more k-points: with
-3×3×3 their energies were 16 meV/atom and their forces 101 meV/Å off (label noise, below). Their energies are shifted by
-E_crystal(3×3×3) − E_crystal(their mesh) per atom, so that every energy *relative to the perfect crystal* is the one of
-the frame's own mesh and all frames share one energy zero; forces and stress are unchanged by the shift. Each frame's
-`info` records its mesh (`dft_kpts`) and shift (`energy_shift_ev_per_atom`, eV/atom).
-"""
+        mesh_note = "\n" + textwrap.fill(
+            f"**One exception since version 3:** {parts}. The hot disordered cells are metallic and need far more "
+            "k-points: with 3×3×3 their energies were 16 meV/atom and their forces 101 meV/Å off (label noise, below). "
+            "Their energies are shifted by E_crystal(3×3×3) − E_crystal(their mesh) per atom, so that every energy "
+            "*relative to the perfect crystal* is the one of the frame's own mesh and all frames share one energy zero; "
+            "forces and stress are unchanged by the shift. Each frame's `info` records its mesh (`dft_kpts`) and shift "
+            "(`energy_shift_ev_per_atom`, eV/atom).", width=118, break_on_hyphens=False) + "\n"
+    by_mesh = w.get("per_frame_median_by_kpts") or {}
+    median_text = (" and ".join(f"{t:.0f} s median per {k.replace('x', '×')} frame" for k, t in by_mesh.items())
+                   if len(by_mesh) > 1 else f"{w['per_frame_median']:.0f} s median per frame")
     frames_c = conv["frames"]
     cry = [f for n, f in frames_c.items() if not n.startswith("disordered")]
     dis = [f for n, f in frames_c.items() if n.startswith("disordered")]
@@ -121,7 +124,7 @@ the frame's own mesh and all frames share one energy zero; forces and stress are
                     + (": a liquid-like 8-atom cell is a metal, and metals need dense k-meshes." if abs(f["relative_energy_change_mev_per_atom"]) > 2
                        else "."))
     verdict += (" Treat model errors of that size as within the noise of the labels. The cutoff is converged "
-                f"(≤ {cut_e:.1f} meV/atom, ≤ {cut_f:.1f} meV/Å).")
+                f"(≤ {cut_e:.2f} meV/atom, ≤ {cut_f:.1f} meV/Å).")
     verdict = textwrap.fill("Targets were 2 meV/atom and 30 meV/Å. " + verdict, width=118, break_on_hyphens=False)
     text = f"""# Reference data: silicon, DFT (GPAW, PBE)
 
@@ -201,7 +204,7 @@ DFT settings (the structures are deterministic in the seed), so the remaining fr
 without recomputing these; with other settings it starts from scratch. The check is per frame: a frame whose k-mesh
 differs from what `--kpts` / `--kpts-for TYPE=K` now asks for is labelled again, and `--only-shipped` labels just the
 shipped frames{only_shipped_note}. Labelling took
-{w['labelling_sum_over_frames'] / 3600:.1f} CPU-hours here ({w['per_frame_median']:.0f} s median per frame on one core, two workers on a 2-core machine; about
+{w['labelling_sum_over_frames'] / 3600:.1f} CPU-hours here ({median_text} on one core, two workers on a 2-core machine; about
 {w['labelling_sum_over_frames'] / 3600 / 2:.1f} h of wall time), the convergence check {conv['wall_time_s'] / 60:.0f} CPU-minutes.
 Without GPAW, `--calculator tersoff` builds the same kind of dataset with Tersoff labels (marked `"labels":
 "tersoff"` in its manifest) in minutes; the tests use it.

@@ -144,6 +144,11 @@ def test_dft_seconds_per_frame_reads_the_manifest() -> None:
     assert dft_seconds_per_frame({"n_frames": 10, "wall_time_s": 50.0, "n_workers": 2})["seconds_per_frame"] == 10.0
     with pytest.raises(KeyError, match="no DFT wall time"):
         dft_seconds_per_frame({"n_frames": 10})
+    # mixed meshes (dataset v3): the cost of a point on the production mesh, not the mean over both meshes
+    mixed = {"n_frames": 10, "dft": {"code": "GPAW", "kpts": [3, 3, 3]},
+             "wall_time_s": {"per_frame_mean": 30.0, "per_frame_mean_by_kpts": {"3x3x3": 12.0, "6x6x6": 110.0}}}
+    got = dft_seconds_per_frame(mixed)
+    assert got["seconds_per_frame"] == 12.0 and "3x3x3" in got["source"]
 
 
 def test_learning_curve_uses_nested_subsets() -> None:
