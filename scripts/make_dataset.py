@@ -641,12 +641,12 @@ def run_finalize(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSetti
         config_types = [a.info["config_type"] for a in frames]
         groups = [int(a.info["trajectory"]) for a in frames]
         split = stratified_group_split(config_types, groups, seed=args.seed)
-        wall = [r["wall_time_s"] for r in records if np.isfinite(r["wall_time_s"])]
-        wall_by_mesh: dict[str, list[float]] = {}
+        wall_by_mesh: dict[str, list[float]] = {}  # DFT seconds per frame, by k-mesh ("3x3x3": [...])
         for r in records:
             if np.isfinite(r["wall_time_s"]):
                 k = int(r.get("kpts", args.kpts))
                 wall_by_mesh.setdefault(f"{k}x{k}x{k}", []).append(float(r["wall_time_s"]))
+        wall = [t for times in wall_by_mesh.values() for t in times]
         counts = {c: config_types.count(c) for c in sorted(set(config_types))}
         e = label.astype(float)
         fmax = [float(np.abs(np.array(r["forces_ev_per_a"])).max()) for r in records]
