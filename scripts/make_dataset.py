@@ -206,6 +206,11 @@ def _atomic_write_text(path: Path, text: str) -> None:
     write_text_atomic(path, text)
 
 
+def mesh_key(k: int) -> str:
+    """Manifest key of a K×K×K k-mesh ("3x3x3"), used for per-mesh energies, shifts and timings."""
+    return f"{k}x{k}x{k}"
+
+
 def frame_path(work: Path, tid: int, k: int, kpts: int | None = None, production_kpts: int | None = None) -> Path:
     """Work file of frame ``k`` of trajectory ``tid`` labelled on a ``kpts``³ mesh (the name says the mesh when it is
     not the production one)."""
@@ -645,7 +650,7 @@ def run_finalize(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSetti
         for r in records:
             if np.isfinite(r["wall_time_s"]):
                 k = int(r.get("kpts", args.kpts))
-                wall_by_mesh.setdefault(f"{k}x{k}x{k}", []).append(float(r["wall_time_s"]))
+                wall_by_mesh.setdefault(mesh_key(k), []).append(float(r["wall_time_s"]))
         wall = [t for times in wall_by_mesh.values() for t in times]
         counts = {c: config_types.count(c) for c in sorted(set(config_types))}
         e = label.astype(float)
@@ -677,8 +682,8 @@ def run_finalize(plan: list[Trajectory], args: argparse.Namespace, dft: DFTSetti
                     "kpts_gamma": dft.kpts_gamma,
                     "kpts_by_config_type": {c: [m] * 3 for c, m in sorted(args.kpts_for.items())},
                     "energy_zero": {
-                        "crystal_energy_per_atom_ev": {f"{m}x{m}x{m}": crystal[m] for m in meshes},
-                        "shift_ev_per_atom": {f"{m}x{m}x{m}": shift[m] for m in meshes},
+                        "crystal_energy_per_atom_ev": {mesh_key(m): crystal[m] for m in meshes},
+                        "shift_ev_per_atom": {mesh_key(m): shift[m] for m in meshes},
                         "note": "frames labelled with a denser mesh (info dft_kpts) have E + n_atoms × shift, shift = "
                                 "E_crystal(production mesh) − E_crystal(their mesh) per atom (info "
                                 "energy_shift_ev_per_atom): every energy relative to the perfect crystal is the one of "
