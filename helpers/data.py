@@ -257,9 +257,9 @@ def load_manifest(data_dir: str | os.PathLike | None = None) -> dict:
     if not path.is_file():
         present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
         raise DataFileNotFoundError(
-            f"No {MANIFEST_NAME} in {folder} (found: {present or 'nothing'}). The shipped data folder has one; "
-            "for your own data, skip checksum verification (verify=False) "
-            "or regenerate it with scripts/make_dataset.py."
+            f"No {MANIFEST_NAME} in {folder} (found: {present or 'nothing'}). The shipped data folder has one: "
+            f"restore it with `git checkout data/{MANIFEST_NAME}` (or `git checkout data/`) in the repository, or "
+            "download the data folder again. Your own data need no manifest."
         )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -298,19 +298,53 @@ def verify_checksums(data_dir: str | os.PathLike | None = None, names: Iterable[
         if actual != expected:
             raise DataError(
                 f"Checksum mismatch for {path}: expected sha256 {expected}, got {actual}. The file was changed or "
-                "is incomplete (e.g. a Git LFS pointer or an interrupted download): restore the original, or load "
-                "with verify=False if you changed it on purpose."
+                "is incomplete (e.g. a Git LFS pointer or an interrupted download): restore the original with "
+                "`git checkout data/` in the repository (or download it again). If you changed it on purpose, save "
+                f"it under another name or in another folder, where no {MANIFEST_NAME} lists it."
             )
 
 
-def _verify_if_listed(folder: Path, names: Sequence[str]) -> None:
-    """Verify the named files when the folder has a manifest that lists them (user folders may have none)."""
+SHIPPED_FILE_NAMES = (EXTXYZ_NAME, DESC_NAME, LABEL_NAME)
+"""Names of the shipped data files: read from a folder without a manifest, they get a warning."""
+
+
+def _warn_no_manifest(folder: Path, names: Sequence[str]) -> None:
+    shipped = [n for n in names if n in SHIPPED_FILE_NAMES]
+    is_repo = folder.resolve() == Path(REPO_DATA_DIR).resolve()
+    if shipped or is_repo:
+        import warnings
+
+        warnings.warn(
+            f"{folder} has no {MANIFEST_NAME}, so {', '.join(shipped or names)} could not be checked against the "
+            f"shipped checksums (not verified). If this is the repository's data folder, restore it with "
+            "`git checkout data/`; for your own data, ignore this.", UserWarning, stacklevel=3)
+
+
+def _verify_if_listed(folder: Path, names: Sequence[str]) -> dict | None:
+    """Verify the named files when the folder has a manifest that lists them (user folders may have none).
+
+    Returns the manifest (or None without one). Without a manifest, shipped file names are warned about.
+    """
     if not (folder / MANIFEST_NAME).is_file():
-        return
-    listed = load_manifest(folder).get("files") or {}
+        _warn_no_manifest(folder, names)
+        return None
+    manifest = load_manifest(folder)
+    listed = manifest.get("files") or {}
     wanted = [name for name in names if name in listed]
     if wanted:
         verify_checksums(folder, wanted)
+    return manifest
+
+
+def verify_if_listed(path: str | os.PathLike) -> dict | None:
+    """Check a data file against the ``manifest.json`` beside it, if that manifest lists it.
+
+    Returns the manifest when there is one (so callers can use its split), else None. Raises DataError on a
+    checksum mismatch; warns when a file with a shipped name (``desc.npy``, ``label.npy``, ``si_dft.extxyz``) has
+    no manifest beside it (a deleted manifest would otherwise silently skip the check).
+    """
+    path = Path(path)
+    return _verify_if_listed(path.parent, [path.name])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -336,8 +370,13 @@ def check_lecture_arrays(desc: np.ndarray, label: np.ndarray) -> None:
     if min(desc.shape) == 0:
         raise DataError(f"desc is empty (shape {desc.shape}).")
     for name, array in (("desc", desc), ("label", label)):
-        if not np.issubdtype(array.dtype, np.number):
+        if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_):
             raise DataError(f"{name} should hold numbers, got dtype {array.dtype}.")
+        if np.iscomplexobj(array):
+            raise DataError(
+                f"{name} holds complex numbers (dtype {array.dtype}); descriptors and energies are real. Save the "
+                "real arrays (e.g. np.save(path, array.real) if the imaginary part is zero by construction)."
+            )
         bad = ~np.isfinite(array)
         if bad.any():
             frames = np.unique(np.nonzero(bad)[0])
@@ -345,6 +384,24 @@ def check_lecture_arrays(desc: np.ndarray, label: np.ndarray) -> None:
                 f"{name} contains {int(bad.sum())} NaN/inf values (in frames {frames[:10].tolist()}"
                 f"{' …' if frames.size > 10 else ''}). Remove or recompute those frames."
             )
+    _warn_if_total_energies(label, desc.shape[1])
+
+
+#: |energy per atom| above this (eV/atom) looks like a total energy per frame: cohesive-scale energies per atom are a
+#: few eV (Si: −5.4 eV/atom in the shipped data), total energies of a cell are n_atoms times that.
+PER_ATOM_ENERGY_LIMIT_EV = 12.0
+
+
+def _warn_if_total_energies(label: np.ndarray, n_atoms: int) -> None:
+    typical = float(np.median(np.abs(label)))
+    if typical > PER_ATOM_ENERGY_LIMIT_EV and n_atoms > 1:
+        import warnings
+
+        warnings.warn(
+            f"label should hold the energy per atom (eV/atom), but its typical size is {typical:.1f} eV, which looks "
+            f"like total energies of the frames (÷ {n_atoms} atoms = {typical / n_atoms:.2f} eV/atom). If so, divide "
+            f"label by the number of atoms ({n_atoms}); if these are per-atom energies with a different zero (e.g. "
+            "all-electron), ignore this.", UserWarning, stacklevel=3)
 
 
 def load_lecture_arrays(
@@ -388,6 +445,86 @@ def _lookup(mapping: dict[str, Any], key: str | None, guesses: Sequence[str]) ->
     return None, None
 
 
+def _pick_energy(atoms: Any, results: dict[str, Any], energy_key: str | None) -> tuple[str | None, Any]:
+    """The frame's energy: ``energy_key`` if given, else the force-consistent ``free_energy``, else ``energy``, ..."""
+    if energy_key is not None:
+        name, energy = _lookup(atoms.info, energy_key, ())
+        return (name, energy) if name is not None else _lookup(results, energy_key, ())
+    # With electronic smearing (VASP OUTCAR, GPAW) "energy" is the σ→0 extrapolation, while the forces are the
+    # derivatives of the free energy: train on the free energy so that energies and forces belong together.
+    for key in ("free_energy", "energy"):
+        if key in results:
+            return key, results[key]
+    return _lookup(atoms.info, None, _ENERGY_GUESSES)
+
+
+def _pick_forces(atoms: Any, results: dict[str, Any], forces_key: str | None) -> tuple[str | None, Any]:
+    per_atom = {k: v for k, v in atoms.arrays.items() if k not in ("numbers", "positions")}
+    if forces_key is not None:
+        name, forces = _lookup(per_atom, forces_key, ())
+        return (name, forces) if name is not None else _lookup(results, forces_key, ())
+    name, forces = _lookup(results, "forces", ())
+    return (name, forces) if name is not None else _lookup(per_atom, None, _FORCES_GUESSES)
+
+
+def _energy_value(where: str, name: str, energy: Any) -> float:
+    energy_arr = np.asarray(energy, dtype=float)
+    if energy_arr.size != 1:
+        raise DataError(f"{where}: energy {name!r} should be one number (eV), got shape {energy_arr.shape}.")
+    energy_ev = float(energy_arr.reshape(()))
+    if not np.isfinite(energy_ev):
+        raise DataError(f"{where}: energy {name!r} is {energy_ev}. Remove that frame or recompute it.")
+    return energy_ev
+
+
+def _forces_value(where: str, name: str, forces: Any, n_atoms: int) -> np.ndarray:
+    forces_ev_per_a = np.asarray(forces, dtype=float)
+    if forces_ev_per_a.shape != (n_atoms, 3):
+        raise DataError(
+            f"{where}: forces {name!r} have shape {forces_ev_per_a.shape}, expected ({n_atoms}, 3) "
+            "(one 3-vector in eV/Å per atom)."
+        )
+    if not np.all(np.isfinite(forces_ev_per_a)):
+        raise DataError(f"{where}: forces {name!r} contain NaN/inf. Remove that frame or recompute it.")
+    return forces_ev_per_a
+
+
+def _read_images(path: Path, index: str | int | slice) -> list:
+    import ase.io
+
+    if not path.is_file():
+        raise DataFileNotFoundError(f"No such file: {path}. Check the path (relative paths start at {Path.cwd()}).")
+    try:
+        images = ase.io.read(path, index=index)
+    except Exception as exc:  # ASE raises many types for unreadable input
+        raise DataError(
+            f"ASE could not read {path} ({type(exc).__name__}: {exc}). Expected a structure file with energies, "
+            "e.g. extended XYZ (.extxyz) with energy in the comment line and forces as a per-atom property."
+        ) from exc
+    if not isinstance(images, list):
+        images = [images]
+    if not images:
+        raise DataError(f"{path} holds no frames for index={index!r}.")
+    return images
+
+
+def _warn_read_notes(path: Path, free_gap_ev_per_atom: float, no_forces_keys: list[str] | None,
+                     energy_key: str | None) -> None:
+    import warnings
+
+    if free_gap_ev_per_atom > 0:
+        warnings.warn(
+            f"{path}: using 'free_energy' (the force-consistent energy; the forces are its derivatives) rather than "
+            f"'energy' (σ→0 extrapolated), up to {1000 * free_gap_ev_per_atom:.1f} meV/atom apart in this file. Pass "
+            "energy_key='energy' (--energy-key energy on the command line) to use the other.",
+            UserWarning, stacklevel=3)
+    if no_forces_keys is not None:
+        warnings.warn(
+            f"{path}: energy_key={energy_key!r} was given, but no forces were found (per-atom arrays: "
+            f"{no_forces_keys}), so the frames have energies only. If the file has forces under another "
+            "name, pass forces_key='NAME' (--forces-key NAME on the command line).", UserWarning, stacklevel=3)
+
+
 def read_frames(
     path: str | os.PathLike,
     index: str | int | slice = ":",
@@ -402,44 +539,25 @@ def read_frames(
     ``forces`` (eV/Å); ``info`` (e.g. ``config_type``, ``trajectory``) is kept.
 
     Energies are taken from ``energy_key`` when given (an ``info`` entry or a calculator result), else from the
-    file's calculator results, else from an ``info`` entry named like energy / total_energy / dft_energy /
-    REF_energy. Forces likewise from ``forces_key`` (an ``arrays`` entry or calculator result) or forces / REF_forces
-    / dft_forces. ``require_forces=True`` makes missing forces an error.
+    file's calculator results — the force-consistent ``free_energy`` when there is one (smeared DFT: VASP, GPAW;
+    a warning says so once per file when it differs from ``energy``), else ``energy`` — else from an ``info`` entry
+    named like energy / total_energy / dft_energy / REF_energy. Forces likewise from ``forces_key`` (an ``arrays``
+    entry or calculator result) or forces / REF_forces / dft_forces. ``require_forces=True`` makes missing forces an
+    error; with ``energy_key`` given and no forces found, a warning lists the per-atom arrays.
     """
-    import ase.io
     from ase.calculators.singlepoint import SinglePointCalculator
 
     path = Path(path)
-    if not path.is_file():
-        raise DataFileNotFoundError(f"No such file: {path}. Check the path (relative paths start at {Path.cwd()}).")
-    try:
-        images = ase.io.read(path, index=index)
-    except Exception as exc:  # ASE raises many types for unreadable input
-        raise DataError(
-            f"ASE could not read {path} ({type(exc).__name__}: {exc}). Expected a structure file with energies, "
-            "e.g. extended XYZ (.extxyz) with energy in the comment line and forces as a per-atom property."
-        ) from exc
-    if not isinstance(images, list):
-        images = [images]
-    if not images:
-        raise DataError(f"{path} holds no frames for index={index!r}.")
-
+    images = _read_images(path, index)
     frames = []
+    free_gap = 0.0
+    no_forces_keys: list[str] | None = None
     for number, atoms in enumerate(images):
         where = f"frame {number} of {path}"
         results = dict(atoms.calc.results) if atoms.calc is not None else {}
-        positions = atoms.get_positions()
-        if not np.all(np.isfinite(positions)):
+        if not np.all(np.isfinite(atoms.get_positions())):
             raise DataError(f"{where} has NaN/inf positions. Remove or fix that frame.")
-
-        if energy_key is not None:
-            name, energy = _lookup(atoms.info, energy_key, ())
-            if name is None:
-                name, energy = _lookup(results, energy_key, ())
-        else:
-            name, energy = _lookup(results, "energy", ())
-            if name is None:
-                name, energy = _lookup(atoms.info, None, _ENERGY_GUESSES)
+        name, energy = _pick_energy(atoms, results, energy_key)
         if name is None:
             found = sorted(atoms.info) + [f"{key} (calculator)" for key in sorted(results)]
             hint = f"energy_key={energy_key!r} was not found" if energy_key else "no energy was found"
@@ -447,49 +565,31 @@ def read_frames(
                 f"{where}: {hint}. Keys found: {found or 'none'}. Pass energy_key='NAME' with the name your file "
                 "uses for the total energy in eV (e.g. energy_key='REF_energy')."
             )
-        energy_arr = np.asarray(energy, dtype=float)
-        if energy_arr.size != 1:
-            raise DataError(f"{where}: energy {name!r} should be one number (eV), got shape {energy_arr.shape}.")
-        energy_ev = float(energy_arr.reshape(()))
-        if not np.isfinite(energy_ev):
-            raise DataError(f"{where}: energy {name!r} is {energy_ev}. Remove that frame or recompute it.")
-
-        per_atom = {k: v for k, v in atoms.arrays.items() if k not in ("numbers", "positions")}
-        if forces_key is not None:
-            fname, forces = _lookup(per_atom, forces_key, ())
-            if fname is None:
-                fname, forces = _lookup(results, forces_key, ())
-        else:
-            fname, forces = _lookup(results, "forces", ())
-            if fname is None:
-                fname, forces = _lookup(per_atom, None, _FORCES_GUESSES)
+        energy_ev = _energy_value(where, name, energy)
+        if name == "free_energy" and energy_key is None and "energy" in results:
+            free_gap = max(free_gap, abs(float(np.asarray(results["energy"]).reshape(())) - energy_ev) / len(atoms))
+        fname, forces = _pick_forces(atoms, results, forces_key)
         if fname is None and (require_forces or forces_key is not None):
-            found = sorted(per_atom) + [f"{key} (calculator)" for key in sorted(results)]
+            per_atom = sorted(k for k in atoms.arrays if k not in ("numbers", "positions"))
+            found = per_atom + [f"{key} (calculator)" for key in sorted(results)]
             hint = f"forces_key={forces_key!r} was not found" if forces_key else "no forces were found"
             raise DataError(
                 f"{where}: {hint}. Per-atom keys found: {found or 'none'}. Pass forces_key='NAME' with the name of "
                 "the (n_atoms, 3) forces in eV/Å, or require_forces=False to train on energies only."
             )
-        forces_ev_per_a = None
-        if fname is not None:
-            forces_ev_per_a = np.asarray(forces, dtype=float)
-            if forces_ev_per_a.shape != (len(atoms), 3):
-                raise DataError(
-                    f"{where}: forces {fname!r} have shape {forces_ev_per_a.shape}, expected ({len(atoms)}, 3) "
-                    "(one 3-vector in eV/Å per atom)."
-                )
-            if not np.all(np.isfinite(forces_ev_per_a)):
-                raise DataError(f"{where}: forces {fname!r} contain NaN/inf. Remove that frame or recompute it.")
-
+        others = sorted(k for k in atoms.arrays if k not in ("numbers", "positions"))
+        if fname is None and energy_key is not None and no_forces_keys is None and others:
+            no_forces_keys = others
         clean = atoms.copy()  # copies info and arrays, drops the calculator
         clean.calc = None
         calc_results: dict[str, Any] = {"energy": energy_ev}
-        if forces_ev_per_a is not None:
-            calc_results["forces"] = forces_ev_per_a
+        if fname is not None:
+            calc_results["forces"] = _forces_value(where, fname, forces, len(atoms))
         if "stress" in results and np.all(np.isfinite(results["stress"])):
             calc_results["stress"] = np.asarray(results["stress"], dtype=float)
         clean.calc = SinglePointCalculator(clean, **calc_results)
         frames.append(clean)
+    _warn_read_notes(path, free_gap if free_gap > 1e-9 else 0.0, no_forces_keys, energy_key)
     return frames
 
 
@@ -624,4 +724,5 @@ __all__ = [
     "random_split",
     "sha256_file",
     "verify_checksums",
+    "verify_if_listed",
 ]
