@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -22,6 +23,13 @@ DATA_ENV_VAR = "HDNNP_DATA_DIR"
 DRIVE_FOLDER_ENV_VAR = "HDNNP_DRIVE_FOLDER"
 """Environment variable naming the data folder on Google Drive (relative to ``MyDrive`` unless absolute)."""
 
+OUTPUT_ENV_VAR = "HDNNP_OUTPUT_DIR"
+"""Environment variable naming the folder where notebooks save models and figures (see ``output_dir``). The Colab
+setup cell sets it to a folder on Google Drive when ``USE_DRIVE = True``, so saved files outlive the runtime."""
+
+REPO_URL_ENV_VAR = "HDNNP_REPO_URL"
+"""Environment variable that overrides ``REPO_URL`` in the Colab setup cell (e.g. a mirror or a fork)."""
+
 REPO_URL = "https://github.com/hdnnp-handson/hdnnp-handson"
 """The ONE place the repository URL lives; badges and Colab setup cells are generated from it."""
 
@@ -31,8 +39,18 @@ REPO_BRANCH = "main"
 DEFAULT_DRIVE_FOLDER = "hdnnp-handson/data"
 """Default data folder inside ``MyDrive`` on Google Drive (``/content/drive/MyDrive/hdnnp-handson/data`` in Colab)."""
 
+DEFAULT_DRIVE_OUTPUT_FOLDER = "hdnnp-handson/outputs"
+"""Default output folder inside ``MyDrive`` that the Colab setup cell uses when ``USE_DRIVE = True``."""
+
+DEFAULT_DRIVE_REPO_FOLDER = "hdnnp-handson"
+"""Folder inside ``MyDrive`` where the Colab setup cell looks for a copy of the repository when the clone fails."""
+
 DRIVE_MOUNT_POINT = "/content/drive"
 """Where Colab mounts Google Drive."""
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUTPUT_DIR = REPO_ROOT / "outputs"
+"""Where models and figures go when ``HDNNP_OUTPUT_DIR`` is not set: ``outputs/`` in the repository (git-ignored)."""
 
 DEFAULT_SEED = 0
 
@@ -77,6 +95,33 @@ def in_colab() -> bool:
     return True
 
 
+def output_dir(*, create: bool = True) -> Path:
+    """Folder where notebooks save models and figures: ``$HDNNP_OUTPUT_DIR`` if set, else ``outputs/`` in the
+    repository. In Colab with ``USE_DRIVE = True`` the setup cell sets it to ``MyDrive/hdnnp-handson/outputs``.
+
+    With ``create`` the folder is made if missing. Raises ValueError when the path is a file, or lies on Google
+    Drive while Drive is not mounted (files written there would be local and lost when the runtime resets).
+    """
+    value = os.environ.get(OUTPUT_ENV_VAR, "").strip()
+    folder = Path(value).expanduser().resolve() if value else DEFAULT_OUTPUT_DIR
+    source = f"{OUTPUT_ENV_VAR}={value!r}" if value else f"the default output folder {folder}"
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(
+            f"{source} is not a folder but a file: point {OUTPUT_ENV_VAR} at a folder (it is created if missing), "
+            f"or unset it to save into {DEFAULT_OUTPUT_DIR}."
+        )
+    mount = Path(DRIVE_MOUNT_POINT).resolve()
+    if folder.is_relative_to(mount) and not (mount / "MyDrive").is_dir():
+        raise ValueError(
+            f"{source} lies on Google Drive, but Drive is not mounted at {mount}: files saved there would be local "
+            "and lost when the runtime resets. Run the setup cell (the first code cell) with USE_DRIVE = True, or "
+            f"unset {OUTPUT_ENV_VAR}."
+        )
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def seed_everything(seed: int = DEFAULT_SEED) -> None:
     """Seed Python's ``random``, NumPy's global generator and torch (if installed), for reproducible CPU runs."""
     random.seed(seed)
@@ -114,16 +159,23 @@ __all__ = [
     "COLAB_BADGE_IMAGE",
     "DATA_ENV_VAR",
     "DEFAULT_DRIVE_FOLDER",
+    "DEFAULT_DRIVE_OUTPUT_FOLDER",
+    "DEFAULT_DRIVE_REPO_FOLDER",
+    "DEFAULT_OUTPUT_DIR",
     "DEFAULT_SEED",
     "DRIVE_FOLDER_ENV_VAR",
     "DRIVE_MOUNT_POINT",
+    "OUTPUT_ENV_VAR",
     "QUICK_ENV_VAR",
     "REPO_BRANCH",
+    "REPO_ROOT",
     "REPO_URL",
+    "REPO_URL_ENV_VAR",
     "colab_badge_markdown",
     "colab_url",
     "in_colab",
     "mode_name",
+    "output_dir",
     "pick",
     "quick_mode",
     "seed_everything",

@@ -78,3 +78,45 @@ def test_in_colab(monkeypatch, fake_colab):
     monkeypatch.delitem(sys.modules, "google.colab")
     monkeypatch.delitem(sys.modules, "google.colab.drive")
     assert config.in_colab() is False
+
+
+# --------------------------------------------------------------------------------------------------------------
+# output_dir(): where notebooks save models and figures (HDNNP_OUTPUT_DIR, set on Drive by the Colab setup cell)
+# --------------------------------------------------------------------------------------------------------------
+def test_output_dir_default_is_repo_outputs(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.delenv("HDNNP_OUTPUT_DIR", raising=False)
+    assert config.OUTPUT_ENV_VAR == "HDNNP_OUTPUT_DIR"
+    expected = Path(config.__file__).resolve().parents[1] / "outputs"
+    assert config.output_dir(create=False) == expected
+
+
+def test_output_dir_from_env_is_created(monkeypatch, tmp_path):
+    target = tmp_path / "drive" / "MyDrive" / "hdnnp-handson" / "outputs"
+    monkeypatch.setenv("HDNNP_OUTPUT_DIR", str(target))
+    assert config.output_dir() == target.resolve()
+    assert target.is_dir()
+    monkeypatch.setenv("HDNNP_OUTPUT_DIR", "")  # empty counts as unset
+    assert config.output_dir(create=False).name == "outputs"
+
+
+def test_output_dir_refuses_a_file(monkeypatch, tmp_path):
+    a_file = tmp_path / "model.pt"
+    a_file.write_bytes(b"x")
+    monkeypatch.setenv("HDNNP_OUTPUT_DIR", str(a_file))
+    with pytest.raises(ValueError, match="HDNNP_OUTPUT_DIR.*not a folder"):
+        config.output_dir()
+    assert a_file.read_bytes() == b"x"
+
+
+def test_output_dir_on_unmounted_drive_is_refused(monkeypatch, tmp_path):
+    """A folder under the Drive mount point while Drive is not mounted would be a local folder, lost on reset."""
+    mount = tmp_path / "drive"
+    monkeypatch.setattr(config, "DRIVE_MOUNT_POINT", str(mount))
+    monkeypatch.setenv("HDNNP_OUTPUT_DIR", str(mount / "MyDrive" / "hdnnp-handson" / "outputs"))
+    with pytest.raises(ValueError, match="not mounted.*setup cell"):
+        config.output_dir()
+    assert not mount.exists()
+    (mount / "MyDrive").mkdir(parents=True)  # mounted now
+    assert config.output_dir().is_dir()
