@@ -11,8 +11,11 @@ force component)::
 
     loss = energy_weight · mean_frames((E_pred − E_ref)/n_atoms)² + force_weight · mean_components(F_pred − F_ref)²
 
-Under ``torchrun`` (``torch.distributed`` initialised) every process takes its share of each global batch and the
-gradients are summed across processes, so N processes give the same updates as one process with the same batch.
+Under ``torchrun`` (``torch.distributed`` initialised) the model is wrapped in
+:class:`torch.nn.parallel.DistributedDataParallel` (gloo on CPU, nccl on GPU; parameters broadcast from rank 0):
+every process takes its share of each global batch and DDP averages the gradients, so N processes give the same
+updates as one process with the same batch. Every parameter takes part in every step (a ``0·Σp`` term), also the
+network of an element that has no atoms in a process's share of the batch.
 """
 
 from __future__ import annotations
@@ -565,6 +568,73 @@ def _save_atomic(payload: dict, path: Path) -> None:
     torch_save_atomic(payload, path)
 
 
+def _check_trained_elements(model: HDNNP, train_set: FrameDataset, val_set: FrameDataset | None,
+                            smap_train: torch.Tensor, smap_val: torch.Tensor | None) -> None:
+    """Refuse elements that have atoms in ``val_set`` but none in ``train_set`` (their network would stay untrained)."""
+    if val_set is None or smap_val is None:
+        return
+    n_el = len(model.elements)
+    in_train = torch.bincount(smap_train[train_set.species].cpu(), minlength=n_el)
+    in_val = torch.bincount(smap_val[val_set.species].cpu(), minlength=n_el)
+    missing = [k for k in range(n_el) if in_train[k] == 0 and in_val[k] > 0]
+    if missing:
+        names = [model.elements[k] for k in missing]
+        atom_frames = val_set.frame_index.cpu()[torch.isin(smap_val[val_set.species].cpu(), torch.tensor(missing))]
+        frames = sorted(set(atom_frames.tolist()))
+        raise ValueError(f"Element(s) {names} have no atoms in the training set, only in validation frame(s) "
+                         f"{frames[:20]}{' …' if len(frames) > 20 else ''} (indices within the validation set): their "
+                         "network would stay untrained. Put frames with these elements into the training set.")
+
+
+def _participation(params: Sequence[torch.nn.Parameter]) -> torch.Tensor:
+    """0·Σp over all parameters: every parameter takes part in the backward pass, so that DDP's reducer sees the same
+    parameters on every rank even when a rank's share of a batch has no atom of some element (its network is not
+    called there). Cheaper than ``find_unused_parameters=True`` (no graph traversal per step), same gradients."""
+    return 0.0 * sum(p.sum() for p in params)
+
+
+def _wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else None
+    # broadcast_buffers=False: the buffers (input scaling, reference energies) are fitted identically on every rank
+    # and constant during training; the parameters are broadcast from rank 0 by the constructor.
+    return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
+
+
+_HISTORY_SCALARS = ("best_epoch", "best_val_loss", "stopped_early", "train_seconds", "device")
+
+
+def _snapshot(epoch: int, model: HDNNP, optimiser: Any, scheduler: Any, history: History, best_state: Any,
+              best_loss: float, since_best: int, cfg: TrainConfig) -> dict[str, Any]:
+    """A consistent training state at the end of ``epoch`` (copies): what a checkpoint holds.
+
+    The history is only appended to, so it is recorded by its length (``"history_len"``) and scalars, and cut back
+    to that by :func:`_history_at` — no copy of the growing lists every epoch.
+    """
+    return {
+        "format": "hdnnp-handson-checkpoint", "version": 1, "epoch": epoch, "interrupted": False,
+        "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "optimiser": copy.deepcopy(optimiser.state_dict()),
+        "scheduler": copy.deepcopy(scheduler.state_dict()) if scheduler is not None else None,
+        "history_len": len(history.epoch), "history_scalars": {k: getattr(history, k) for k in _HISTORY_SCALARS},
+        "best_state": best_state, "best_loss": best_loss, "since_best": since_best, "config": asdict(cfg),
+    }
+
+
+def _history_at(history: History, snap: dict[str, Any]) -> History:
+    """``history`` as it was when ``snap`` was taken (a new object)."""
+    n = snap["history_len"]
+    values = {k: (v[:n] if isinstance(v, list) else v) for k, v in vars(history).items()}
+    return History(**{**values, **snap["history_scalars"]})
+
+
+def _checkpoint_payload(history: History, snap: dict[str, Any], interrupted: bool = False) -> dict[str, Any]:
+    payload = {k: v for k, v in snap.items() if k not in ("history_len", "history_scalars")}
+    return {**payload, "history": _history_at(history, snap).as_dict(), "interrupted": interrupted}
+
+
 def _distributed() -> tuple[bool, int, int]:
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
@@ -588,8 +658,10 @@ def train(
     e.g. when resuming). ``val_set`` is evaluated every ``config.eval_every`` epochs; with ``config.patience`` set,
     early stopping applies and the best-validation weights are restored at the end. ``checkpoint_path`` is written
     every ``config.checkpoint_every`` epochs and at the end; with ``resume=True`` training continues from it (an
-    existing checkpoint is never overwritten without ``resume``). Ctrl-C / "interrupt kernel" stops cleanly: a
-    checkpoint is written and the weights are kept (the best so far with early stopping).
+    existing checkpoint is never overwritten without ``resume``). Ctrl-C / "interrupt kernel" stops cleanly: the
+    model goes back to the end of the last completed epoch (with early stopping then to the best weights so far),
+    that state is written to the checkpoint (marked ``"interrupted": True``) and ``history.interrupted`` is set;
+    resuming from it gives exactly the parameters of an uninterrupted run.
     """
     cfg = config or TrainConfig()
     if getattr(model, "n_members", 1) > 1:
@@ -600,8 +672,8 @@ def train(
     is_dist, rank, world = _distributed()
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
     if ckpt is not None and ckpt.exists() and not resume:
-        raise FileExistsError(f"Checkpoint {ckpt} exists: pass resume=True to continue from it, or delete it / choose "
-                              "another checkpoint_path to start afresh.")
+        raise FileExistsError(f"Checkpoint {ckpt} exists: pass resume=True (command line: --resume) to continue from "
+                              "it, or delete it / choose another checkpoint path to start afresh.")
     need_forces = train_set.has_forces and cfg.force_weight > 0
     if cfg.force_weight > 0 and not train_set.has_forces and train_set.forces_ev_per_a is not None:
         warnings.warn("The training set has forces but no Jacobians; training on energies only.", stacklevel=2)
@@ -612,6 +684,7 @@ def train(
     val_set = val_set.to(device) if val_set is not None else None
     smap_train = _species_map(model, train_set)
     smap_val = _species_map(model, val_set) if val_set is not None else None
+    _check_trained_elements(model, train_set, val_set, smap_train, smap_val)
 
     state = None
     if ckpt is not None and resume and ckpt.exists():
@@ -623,13 +696,14 @@ def train(
         _fit_model_scaling(model, train_set.to("cpu") if device.type != "cpu" else train_set, cfg)
         model.to(device)
 
-    net: torch.nn.Module = model
+    net: torch.nn.Module = _wrap_ddp(model, device) if is_dist else model
     if cfg.compile:
         try:
-            net = torch.compile(model)
+            net = torch.compile(net)
         except Exception as err:  # noqa: BLE001 — compilation support varies by platform
             warnings.warn(f"torch.compile failed ({err}); training without compilation.", stacklevel=2)
-            net = model
+    eval_net = model if is_dist else net  # evaluation needs no gradient averaging
+    params = [p for p in model.parameters() if p.requires_grad]
 
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler: Any = None
@@ -656,17 +730,14 @@ def train(
         start_epoch = int(state["epoch"]) + 1
         elapsed_before = float(history.train_seconds)
 
-    def checkpoint(epoch: int) -> None:
-        if ckpt is None or rank != 0:
-            return
-        _save_atomic({
-            "format": "hdnnp-handson-checkpoint", "version": 1, "epoch": epoch,
-            "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
-            "optimiser": optimiser.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "history": history.as_dict(), "best_state": best_state, "best_loss": best_loss,
-            "since_best": since_best, "config": asdict(cfg),
-        }, ckpt)
+    def snapshot(epoch: int) -> dict[str, Any]:
+        return _snapshot(epoch, model, optimiser, scheduler, history, best_state, best_loss, since_best, cfg)
+
+    def checkpoint(snap: dict[str, Any], interrupted: bool = False) -> None:
+        if ckpt is not None and rank == 0:
+            _save_atomic(_checkpoint_payload(history, snap, interrupted), ckpt)
+
+    last_done = snapshot(start_epoch - 1)  # Ctrl-C goes back to the end of the last completed epoch
 
     n_train = train_set.n_frames
     bs = min(cfg.batch_size, n_train)
@@ -701,11 +772,9 @@ def train(
                     loss = loss + cfg.force_weight * (err_f ** 2).sum() / n_fc_global
                     se_f += (err_f.detach() ** 2).sum().double()
                     n_fc += err_f.numel()
+                if is_dist:  # DDP averages over ranks: × world gives the sum, i.e. the global-batch gradient
+                    loss = world * loss + _participation(params)
                 loss.backward()
-                if is_dist:
-                    for p in model.parameters():
-                        if p.grad is not None:
-                            torch.distributed.all_reduce(p.grad)
                 optimiser.step()
                 se_e += (err_e.detach() ** 2).sum().double()
             if is_dist:
@@ -718,7 +787,7 @@ def train(
             val = None
             if val_set is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 net.eval()
-                val = _evaluate(net, val_set, smap_val, cfg)
+                val = _evaluate(eval_net, val_set, smap_val, cfg)
             monitor = train_loss if val is None else _monitored(val, cfg)
             if not math.isfinite(train_loss):
                 raise FloatingPointError(f"The training loss became {train_loss} at epoch {epoch}; lower the "
@@ -754,30 +823,39 @@ def train(
                         post["val F"] = f"{val['force_rmse_mev_per_a']:.0f} meV/Å"
                 bar.set_postfix(post, refresh=False)
                 bar.update(1)
-            if ckpt is not None and epoch % cfg.checkpoint_every == 0:
-                checkpoint(epoch)
             if val_set is not None and cfg.patience is not None and since_best >= cfg.patience:
                 history.stopped_early = True
+            last_done = snapshot(epoch)
+            if ckpt is not None and epoch % cfg.checkpoint_every == 0:
+                checkpoint(last_done)
+            if history.stopped_early:
                 break
             if cfg.max_seconds is not None and history.train_seconds >= cfg.max_seconds:
                 break
     except KeyboardInterrupt:
+        # Back to the end of the last completed epoch: the interrupted epoch's first steps are not kept, so a
+        # resumed run repeats exactly what an uninterrupted one does.
+        model.load_state_dict(last_done["model"])
+        optimiser.load_state_dict(last_done["optimiser"])
+        checkpoint(last_done, interrupted=True)
+        history = _history_at(history, last_done)
+        best_state = last_done["best_state"]
         history.interrupted = True
         if rank == 0:
-            print(f"Training interrupted at epoch {epoch}; keeping the "
-                  + ("best weights so far" if cfg.patience is not None else "current weights")
-                  + (f" and writing {ckpt} (resume=True continues)." if ckpt else "."))
+            print(f"Training interrupted during epoch {last_done['epoch'] + 1}; keeping the weights of epoch "
+                  f"{last_done['epoch']} (the last completed)"
+                  + (f", saved in {ckpt}: resume=True (command line: --resume) continues." if ckpt else "."))
     finally:
         if bar is not None:
             bar.close()
     history.train_seconds = elapsed_before + time.perf_counter() - t0
-    if ckpt is not None and history.epoch:
-        checkpoint(history.epoch[-1])  # the state to resume from: last-epoch weights, before any restore/polish
+    if ckpt is not None and history.epoch and not history.interrupted:
+        checkpoint(last_done)  # the state to resume from: last-epoch weights, before any restore/polish
     if best_state is not None and cfg.patience is not None:
         model.load_state_dict(best_state)
     if cfg.lbfgs_steps > 0 and not history.interrupted and history.epoch:
         history.lbfgs = _lbfgs_polish(model, net, train_set, val_set, smap_train, smap_val, cfg, need_forces,
-                                      is_dist, rank)
+                                      is_dist, rank, eval_net=eval_net)
         history.train_seconds = elapsed_before + time.perf_counter() - t0
     model.eval()
     return history
@@ -785,21 +863,31 @@ def train(
 
 def _lbfgs_polish(model: HDNNP, net: torch.nn.Module, train_set: FrameDataset, val_set: FrameDataset | None,
                   smap_train: torch.Tensor, smap_val: torch.Tensor | None, cfg: TrainConfig, need_forces: bool,
-                  is_dist: bool, rank: int, chunk: int = 256) -> dict[str, Any]:
-    """Full-batch L-BFGS on the training loss, starting from the Adam weights (kept if validation improves)."""
+                  is_dist: bool, rank: int, chunk: int = 256, eval_net: torch.nn.Module | None = None
+                  ) -> dict[str, Any]:
+    """Full-batch L-BFGS on the training loss, starting from the Adam weights (kept if validation improves).
+
+    ``net`` is the (DDP-wrapped under torchrun) network whose backward passes average the gradients over ranks;
+    ``eval_net`` the one used for validation (default ``net``).
+    """
+    import contextlib
+
     t0 = time.perf_counter()
+    eval_net = eval_net if eval_net is not None else net
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     net.eval()  # no dropout/batch-norm here, but keep the evaluation path deterministic
-    val_before = _monitored(_evaluate(net, val_set, smap_val, cfg), cfg) if val_set is not None else None
+    val_before = _monitored(_evaluate(eval_net, val_set, smap_val, cfg), cfg) if val_set is not None else None
     n_train = train_set.n_frames
     n_fc = int(train_set.n_atoms.sum()) * 3
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.lbfgs_steps, history_size=50,
                                   line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
     world_ids = torch.arange(n_train, device=train_set.device)
+    world = 1
     if is_dist:
         world = torch.distributed.get_world_size()
         world_ids = world_ids[rank::world]
+    starts = list(range(0, max(len(world_ids), 1), chunk))  # at least one pass: every rank joins the averaging
     evaluations = 0
 
     def closure() -> torch.Tensor:
@@ -807,27 +895,29 @@ def _lbfgs_polish(model: HDNNP, net: torch.nn.Module, train_set: FrameDataset, v
         evaluations += 1
         optimiser.zero_grad(set_to_none=False)
         total = torch.zeros((), dtype=torch.float64, device=train_set.device)
-        for start in range(0, len(world_ids), chunk):
+        for start in starts:
             ids = world_ids[start:start + chunk]
-            energy, forces, atom_idx = _batch(net, train_set, ids, smap_train, need_forces, True, False)
-            n = train_set.n_atoms[ids].to(torch.float64)
-            loss = cfg.energy_weight * (((energy.double() - train_set.energy_ev[ids]) / n) ** 2).sum() / n_train
-            if forces is not None:
-                loss = loss + cfg.force_weight * ((forces - train_set.forces_ev_per_a[atom_idx]) ** 2).sum() / n_fc
-            loss.backward()
-            total += loss.detach()
-        if is_dist:
-            for p in params:
-                if p.grad is None:  # an element without atoms on this rank
-                    p.grad = torch.zeros_like(p)
-                torch.distributed.all_reduce(p.grad)
+            # Under DDP the gradients are averaged once, in the last chunk's backward pass (no_sync before it).
+            last = start == starts[-1]
+            sync = contextlib.nullcontext() if (last or not hasattr(net, "no_sync")) else net.no_sync()
+            with sync:
+                energy, forces, atom_idx = _batch(net, train_set, ids, smap_train, need_forces, True, False)
+                n = train_set.n_atoms[ids].to(torch.float64)
+                loss = cfg.energy_weight * (((energy.double() - train_set.energy_ev[ids]) / n) ** 2).sum() / n_train
+                if forces is not None:
+                    loss = loss + cfg.force_weight * ((forces - train_set.forces_ev_per_a[atom_idx]) ** 2).sum() / n_fc
+                total += loss.detach()
+                if is_dist:
+                    loss = world * loss + _participation(params)
+                loss.backward()
+        if is_dist:  # the loss value (not a gradient): L-BFGS's line search compares it on every rank
             torch.distributed.all_reduce(total)
         return total
 
     start_loss = float(closure())
     optimiser.step(closure)
     end_loss = float(closure())
-    val_after = _monitored(_evaluate(net, val_set, smap_val, cfg), cfg) if val_set is not None else None
+    val_after = _monitored(_evaluate(eval_net, val_set, smap_val, cfg), cfg) if val_set is not None else None
     finite = math.isfinite(end_loss) and (val_after is None or math.isfinite(val_after))
     kept = finite and (end_loss < start_loss if val_set is None else val_after < val_before)
     if not kept:
@@ -863,7 +953,9 @@ def train_committee(
     between members (on the shipped data mostly force errors: −15 % force RMSE for four members) — and the members'
     spread estimates the uncertainty of each prediction (a ranking rather than a calibrated error bar).
     ``checkpoint_path`` names one checkpoint per member (:func:`member_checkpoint_path`); with ``resume=True``
-    finished members are restored from theirs and an interrupted one continues.
+    finished members are restored from theirs and an interrupted one continues. Ctrl-C stops the committee: the
+    members after the interrupted one are not trained (fewer histories than ``n_members``, the last one with
+    ``interrupted`` set; the returned model then holds only the members trained so far).
     """
     cfg = config or TrainConfig()
     if int(n_members) < 1:
@@ -879,7 +971,9 @@ def train_committee(
         histories.append(train(model, train_set, val_set, member_cfg, checkpoint_path=ckpt,
                                resume=resume and ckpt is not None and ckpt.exists(), progress=progress))
         members.append(model.to("cpu"))
-    committee = members[0] if n_members == 1 else HDNNP.from_members(members)
+        if histories[-1].interrupted:  # Ctrl-C stops the whole committee, not only this member
+            break
+    committee = members[0] if len(members) == 1 else HDNNP.from_members(members)
     return committee.to(resolve_device(cfg.device)), histories
 
 
