@@ -51,7 +51,7 @@ def test_notebook_header_is_generated(path):
 
 def test_header_uses_the_one_repo_url():
     source = sync.setup_source()
-    assert f'REPO_URL = "{config.REPO_URL}"' in source
+    assert f'REPO_URL = "{config.REPO_URL}"  # @param' in source
     badge = sync.header_cells(REPO_ROOT / "notebooks" / "01_example.ipynb")[0]
     assert badge.source == config.colab_badge_markdown("notebooks/01_example.ipynb")
     # No other file in the script hard-codes a GitHub URL.
@@ -140,7 +140,12 @@ def test_setup_cell_outside_colab_does_nothing(monkeypatch):
 def test_setup_cell_in_colab_clones_installs_and_mounts(monkeypatch, fake_colab, tmp_path):
     """In (fake) Colab: git clone of REPO_URL, pip install of what is missing, sys.path, optional Drive mount."""
     calls = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kwargs: calls.append(list(cmd)))
+
+    def fake_run(cmd, **kwargs):
+        calls.append(list(cmd))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "dscribe" else real_find_spec(name, *a)
@@ -149,6 +154,8 @@ def test_setup_cell_in_colab_clones_installs_and_mounts(monkeypatch, fake_colab,
     monkeypatch.setenv("PYTHONPATH", "")
     monkeypatch.delenv("HDNNP_DATA_DIR", raising=False)
     monkeypatch.delenv("HDNNP_DRIVE_FOLDER", raising=False)
+    monkeypatch.delenv("HDNNP_OUTPUT_DIR", raising=False)
+    monkeypatch.delenv(sync.SETUP_ENV_MARKER, raising=False)
     source = sync.setup_source().replace('Path("/content/drive")', f"Path({str(tmp_path / 'drive')!r})")
     assert source != sync.setup_source()
     exec(compile(source, "setup-cell", "exec"), {})
@@ -159,6 +166,14 @@ def test_setup_cell_in_colab_clones_installs_and_mounts(monkeypatch, fake_colab,
     assert fake_colab.mounted == []  # USE_DRIVE is False by default
 
     calls.clear()
+
+    def upload_data(mount_point: Path) -> None:  # the learner's copy of data/ on Drive
+        data_on_drive = mount_point / "MyDrive" / config.DEFAULT_DRIVE_FOLDER
+        data_on_drive.mkdir(parents=True)
+        for name in sync.DRIVE_DATA_FILES:
+            (data_on_drive / name).write_bytes(b"x")
+
+    fake_colab.on_mount = upload_data
     exec(compile(source.replace("USE_DRIVE = False", "USE_DRIVE = True"), "setup-cell", "exec"), {})
     assert fake_colab.mounted == [str(tmp_path / "drive")]
     assert os.environ["HDNNP_DATA_DIR"] == str(tmp_path / "drive" / "MyDrive" / config.DEFAULT_DRIVE_FOLDER)
