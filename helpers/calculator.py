@@ -36,11 +36,20 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from helpers.descriptors import ACSFSettings, TorchACSF, neighbour_pairs
 from helpers.model import HDNNP, load_model
 
-__all__ = ["ExtrapolationWarning", "HDNNPCalculator"]
+__all__ = ["ExtrapolationError", "ExtrapolationWarning", "HDNNPCalculator"]
 
 
 class ExtrapolationWarning(UserWarning):
     """Atoms whose descriptors lie outside the range seen in training: the prediction there is not trustworthy."""
+
+
+class ExtrapolationError(ValueError):
+    """Raised by ``extrapolation="raise"`` on every call for a structure with extrapolating atoms (no results are
+    stored, so neither a second call nor ``get_forces()`` returns numbers). ``indices``: the flagged atoms."""
+
+    def __init__(self, message: str, indices: np.ndarray) -> None:
+        super().__init__(message)
+        self.indices = indices
 
 
 class HDNNPCalculator(Calculator):
@@ -56,8 +65,9 @@ class HDNNPCalculator(Calculator):
             has moved less than skin/2). 0 rebuilds the list at every call.
         extrapolation: what to do when atoms fall outside the training range of the descriptors
             (``model.extrapolation_mask``): ``"warn"`` (an :class:`ExtrapolationWarning`), ``"raise"``
-            (a ``ValueError``) or ``"ignore"``. The count is always in ``calc.results["extrapolation"]`` and the
-            atom indices in ``calc.results["extrapolating_atoms"]``.
+            (an :class:`ExtrapolationError`, a ``ValueError``, on every call: no results are kept) or ``"ignore"``.
+            Otherwise the count is in ``calc.results["extrapolation"]`` and the atom indices in
+            ``calc.results["extrapolating_atoms"]``.
         extrapolation_tolerance: widen the training range by this fraction of its width before flagging.
         max_warnings: at most this many extrapolation warnings per calculator (an MD run would otherwise print one
             per step); the counts keep being recorded in ``results``.
@@ -185,8 +195,11 @@ class HDNNPCalculator(Calculator):
             )
         positions_np = atoms.get_positions()
         cell_np = np.asarray(atoms.cell[:], dtype=float)
-        if np.any(pbc) and abs(np.linalg.det(cell_np)) < 1e-9:
-            raise ValueError("HDNNPCalculator: the structure is periodic but its cell has zero volume; set a cell.")
+        if np.any(pbc) and np.linalg.matrix_rank(cell_np[pbc], tol=1e-8) < int(pbc.sum()):
+            # a zero (or dependent) cell vector is fine along a non-periodic direction, e.g. a slab with c = 0
+            raise ValueError(
+                f"HDNNPCalculator: the cell vectors of the periodic directions (pbc={pbc.tolist()}) span zero volume "
+                f"(cell={cell_np.tolist()}); set a cell (atoms.set_cell) or make those directions non-periodic.")
         pairs = self._pairs(atoms, positions_np, cell_np)
 
         positions = torch.as_tensor(positions_np, dtype=self.dtype).requires_grad_(True)
@@ -207,6 +220,13 @@ class HDNNPCalculator(Calculator):
             inputs = [positions, strain] if periodic else [positions]
             grads = torch.autograd.grad(energy, inputs)
 
+        flagged = np.flatnonzero(self.model.extrapolation_mask(
+            g.detach(), species, tolerance=self.extrapolation_tolerance).numpy())
+        if flagged.size and self.extrapolation == "raise":
+            # keep nothing: ASE would otherwise serve the cached numbers to the next call without a check
+            self.results = {}
+            self.atoms = None
+            raise ExtrapolationError(self._extrapolation_message(flagged, len(atoms)), flagged)
         forces = -grads[0].detach().numpy()
         e = float(energy.detach())
         self.results = {
@@ -214,6 +234,8 @@ class HDNNPCalculator(Calculator):
             "free_energy": e,
             "energies": e_atoms.detach().numpy().copy(),
             "forces": forces,
+            "extrapolation": int(flagged.size),
+            "extrapolating_atoms": flagged,
         }
         if self.model.n_members > 1:
             # committee spread: the standard deviation of the members' total energies (eV), an uncertainty estimate
@@ -222,24 +244,20 @@ class HDNNPCalculator(Calculator):
             virial = grads[1].detach().numpy()
             virial = 0.5 * (virial + virial.T)
             self.results["stress"] = full_3x3_to_voigt_6_stress(virial / atoms.get_volume())
+        if flagged.size and self.extrapolation == "warn" and self.n_extrapolation_warnings < self.max_warnings:
+            self.n_extrapolation_warnings += 1
+            message = self._extrapolation_message(flagged, len(atoms))
+            if self.n_extrapolation_warnings == self.max_warnings:
+                message += " (Further extrapolation warnings of this calculator are suppressed.)"
+            warnings.warn(message, ExtrapolationWarning, stacklevel=2)
 
-        mask = self.model.extrapolation_mask(g.detach(), species, tolerance=self.extrapolation_tolerance)
-        flagged = np.flatnonzero(mask.numpy())
-        self.results["extrapolation"] = int(flagged.size)
-        self.results["extrapolating_atoms"] = flagged
-        if flagged.size and self.extrapolation != "ignore":
-            message = (
-                f"{flagged.size} of {len(atoms)} atoms have symmetry functions outside the range seen in training "
-                f"(first indices: {flagged[:8].tolist()}). The model extrapolates here and its energy and forces are "
-                "not trustworthy; add such structures to the training data."
-            )
-            if self.extrapolation == "raise":
-                raise ValueError(message)
-            if self.n_extrapolation_warnings < self.max_warnings:
-                self.n_extrapolation_warnings += 1
-                if self.n_extrapolation_warnings == self.max_warnings:
-                    message += " (Further extrapolation warnings of this calculator are suppressed.)"
-                warnings.warn(message, ExtrapolationWarning, stacklevel=2)
+    @staticmethod
+    def _extrapolation_message(flagged: np.ndarray, n_atoms: int) -> str:
+        return (
+            f"{flagged.size} of {n_atoms} atoms have symmetry functions outside the range seen in training "
+            f"(first indices: {flagged[:8].tolist()}). The model extrapolates here and its energy and forces are "
+            "not trustworthy; add such structures to the training data."
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -10,9 +10,12 @@ Everything needed to use a trained model lives inside it, as buffers saved with 
 * input scaling per element: mean and a linear map ``W`` (PCA whitening, or plain standardisation);
 * per-element reference energies ε_e fitted by least squares (E_frame ≈ Σ_e n_e ε_e) and an output scale, so that
   the networks only learn a small, unit-sized correction;
-* per-element feature minimum/maximum over the training atoms, for :meth:`HDNNP.extrapolation_mask`.
+* per-element minimum/maximum over the training atoms of the raw features and of the scaled inputs the network sees,
+  for :meth:`HDNNP.extrapolation_mask`.
 
-The atomic energy is ``E_i = ε_{s_i} + energy_scale · NN_{s_i}((G_i − μ_{s_i}) W_{s_i})`` in eV.
+The atomic energy is ``E_i = ε_{s_i} + energy_scale · NN_{s_i}((G_i − μ_{s_i}) W_{s_i})`` in eV. The scaling and the
+final sum run in the model's own dtype even under ``torch.autocast`` (only the networks may run in bfloat16): the
+whitening map has large entries, and rounding its input or output to bfloat16 would corrupt the energies.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ import torch
 from ase.data import atomic_numbers, chemical_symbols
 
 MODEL_FORMAT = "hdnnp-handson-model"
-MODEL_FORMAT_VERSION = 1
+#: Version 2 (issue 16) adds the training range of the scaled inputs (``scaled_input_min``/``scaled_input_max``).
+#: Version 1 files still load; their extrapolation check then uses the raw feature range only.
+MODEL_FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
 
 ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
     "silu": torch.nn.SiLU,
@@ -43,8 +49,14 @@ ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
 }
 
 #: Relative eigenvalue floor of the whitening: directions with variance below ``floor · largest variance`` are scaled
-#: as if their variance were the floor, so numerically constant directions are not blown up into noise.
-WHITENING_EIGENVALUE_FLOOR = 1e-7
+#: as if their variance were the floor, so no direction is amplified more than 1/√floor times the largest one and
+#: numerically constant directions (exactly redundant symmetry functions, float32 rounding) are not blown up into
+#: noise. 1e-7 amplified such directions ~3000× (issue 16); see benchmarks/RESULTS_training.md for the choice.
+WHITENING_EIGENVALUE_FLOOR = 1e-4
+
+#: Relative rounding error of the descriptors a model is trained on (float32, the lecture arrays and the datasets);
+#: the extrapolation check allows this much so that training atoms recomputed in float64 are never flagged.
+DESCRIPTOR_ROUNDING = float(np.finfo(np.float32).eps)
 
 
 class ModelFileError(ValueError):
@@ -136,6 +148,8 @@ class HDNNP(torch.nn.Module):
         self.register_buffer("energy_scale", torch.ones(()))
         self.register_buffer("feature_min", torch.full((n_el, f), -float("inf")))
         self.register_buffer("feature_max", torch.full((n_el, f), float("inf")))
+        self.register_buffer("scaled_input_min", torch.full((n_el, f), -float("inf")))
+        self.register_buffer("scaled_input_max", torch.full((n_el, f), float("inf")))
         self.register_buffer("scaling_fitted", torch.zeros((), dtype=torch.bool))
         self.metadata: dict = {}
 
@@ -216,10 +230,7 @@ class HDNNP(torch.nn.Module):
             mean[k] = x.mean(0)
             xc = x - mean[k]
             if whiten and len(x) > 1:
-                cov = xc.T @ xc / max(len(x) - 1, 1)
-                evals, evecs = np.linalg.eigh(cov)
-                floor = max(float(evals.max()) * WHITENING_EIGENVALUE_FLOOR, 1e-30)
-                transform[k] = evecs / np.sqrt(np.maximum(evals, floor))[None, :]
+                transform[k] = _whitening(xc)
             else:
                 std = xc.std(0)
                 std = np.where(std > 1e-12 * max(float(std.max()), 1e-30), std, 1.0)
@@ -240,13 +251,33 @@ class HDNNP(torch.nn.Module):
         dt = self.input_mean.dtype
         self.input_mean.copy_(torch.as_tensor(mean, dtype=dt))
         self.input_transform.copy_(torch.as_tensor(transform, dtype=dt))
+        zmin, zmax = self._scaled_range(g, s)
+        self.scaled_input_min.copy_(torch.as_tensor(zmin, dtype=dt))
+        self.scaled_input_max.copy_(torch.as_tensor(zmax, dtype=dt))
         self.reference_energy.copy_(torch.as_tensor(ref, dtype=dt))
         self.energy_scale.fill_(scale)
         self.feature_min.copy_(torch.as_tensor(fmin, dtype=dt))
         self.feature_max.copy_(torch.as_tensor(fmax, dtype=dt))
         self.scaling_fitted.fill_(True)
 
+    def _scaled_range(self, g: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-element min/max of the scaled inputs z of the atoms ``g`` (float64, with the stored mean and map)."""
+        mean = self.input_mean.detach().cpu().double().numpy()
+        transform = self.input_transform.detach().cpu().double().numpy()
+        zmin = np.full(mean.shape, np.inf)
+        zmax = np.full(mean.shape, -np.inf)
+        for k in range(len(self.elements)):
+            if np.any(s == k):
+                z = (g[s == k] - mean[k]) @ transform[k]
+                zmin[k], zmax[k] = z.min(0), z.max(0)
+        return zmin, zmax
+
     # ------------------------------------------------------------------ energies
+    def scaled_inputs(self, descriptors: torch.Tensor, k: int) -> torch.Tensor:
+        """z = (G − μ_k) W_k, what the network of element ``k`` sees, in the model's dtype whatever autocast is on."""
+        with torch.autocast(device_type=descriptors.device.type, enabled=False):
+            return (descriptors.to(self.input_mean.dtype) - self.input_mean[k]) @ self.input_transform[k]
+
     def atomic_energies(self, descriptors: torch.Tensor, species_index: torch.Tensor, *,
                         members: bool = False) -> torch.Tensor:
         """Atomic energies E_i in eV, shape (n_atoms,) — the committee mean for a committee — or, with
@@ -256,19 +287,23 @@ class HDNNP(torch.nn.Module):
             raise ValueError(f"descriptors must have shape (n_atoms, {self.n_features}), got {tuple(x.shape)}.")
         species_index = species_index.to(x.device)
         if len(self.elements) == 1:
-            z = (x - self.input_mean[0]) @ self.input_transform[0]
-            out = self.reference_energy[0] + self.energy_scale * self.networks[0](z)
+            out = self._element_energies(x, 0)
         else:
             out = torch.zeros(x.shape[0], self.n_members, dtype=x.dtype, device=x.device)
             for k, net in enumerate(self.networks):
                 idx = torch.nonzero(species_index == k).squeeze(1)
                 if idx.numel() == 0:
                     continue
-                z = (x.index_select(0, idx) - self.input_mean[k]) @ self.input_transform[k]
-                out = out.index_add(0, idx, self.reference_energy[k] + self.energy_scale * net(z))
+                out = out.index_add(0, idx, self._element_energies(x.index_select(0, idx), k))
         if members:
             return out
         return out.squeeze(-1) if self.n_members == 1 else out.mean(-1)
+
+    def _element_energies(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """ε_k + scale · NN_k(z) (n_atoms, n_members) in the model's dtype; only NN_k may run under autocast."""
+        nn_out = self.networks[k](self.scaled_inputs(x, k))
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.reference_energy[k] + self.energy_scale * nn_out.to(self.reference_energy.dtype)
 
     def forward(
         self, descriptors: torch.Tensor, species_index: torch.Tensor, frame_index: torch.Tensor, n_frames: int,
@@ -277,8 +312,9 @@ class HDNNP(torch.nn.Module):
         """Total energy of each frame in eV, shape (n_frames,): the sum of its atomic energies (the committee mean
         for a committee). ``members=True``: (n_frames, n_members), one column per committee member."""
         e_atom = self.atomic_energies(descriptors, species_index, members=members)
-        total = torch.zeros((int(n_frames),) + tuple(e_atom.shape[1:]), dtype=e_atom.dtype, device=e_atom.device)
-        return total.index_add(0, frame_index.to(e_atom.device), e_atom)
+        with torch.autocast(device_type=e_atom.device.type, enabled=False):
+            total = torch.zeros((int(n_frames),) + tuple(e_atom.shape[1:]), dtype=e_atom.dtype, device=e_atom.device)
+            return total.index_add(0, frame_index.to(e_atom.device), e_atom)
 
     @classmethod
     def from_members(cls, models: Sequence[HDNNP]) -> HDNNP:
@@ -320,15 +356,29 @@ class HDNNP(torch.nn.Module):
     def extrapolation_mask(
         self, descriptors: torch.Tensor, species_index: torch.Tensor, tolerance: float = 0.0
     ) -> torch.Tensor:
-        """True for atoms with any feature outside the training range of their element.
+        """True for atoms outside the training range of their element, in the raw features or in the scaled inputs z
+        the network sees (a whitened z catches atoms whose features are each in range but not their combination).
 
-        ``tolerance`` widens the range by that fraction of its width (0.05 → 5 % margin on each side).
+        Checked in float64 with the stored buffers; both ranges are widened by the float32 rounding of the training
+        descriptors (so training atoms recomputed in float64 are never flagged) and by ``tolerance`` times their
+        width (0.05 → 5 % margin on each side). Models loaded from format-1 files have no z range (raw check only).
         """
-        x = torch.as_tensor(descriptors).to(self.feature_min.dtype).to(self.feature_min.device)
-        s = torch.as_tensor(species_index).to(self.feature_min.device)
-        lo, hi = self.feature_min[s], self.feature_max[s]
-        width = torch.nan_to_num(hi - lo, nan=0.0, posinf=0.0, neginf=0.0).clamp(min=0.0)
-        return ((x < lo - tolerance * width) | (x > hi + tolerance * width)).any(dim=1)
+        dev = self.feature_min.device
+        x = torch.as_tensor(descriptors).to(device=dev, dtype=torch.float64)
+        s = torch.as_tensor(species_index).to(dev)
+        lo, hi = self.feature_min.double(), self.feature_max.double()
+        raw_slack = DESCRIPTOR_ROUNDING * torch.maximum(lo.abs(), hi.abs()).nan_to_num(0.0, 0.0, 0.0)
+        flagged = _outside(x, s, lo, hi, raw_slack, tolerance)
+        z = torch.zeros_like(x)
+        z_slack = torch.zeros_like(raw_slack)
+        for k in range(len(self.elements)):
+            idx = torch.nonzero(s == k).squeeze(1)
+            transform = self.input_transform[k].double()
+            z[idx] = (x[idx] - self.input_mean[k].double()) @ transform
+            # a rounding error of up to raw_slack_f in every feature f moves z_g by at most Σ_f raw_slack_f |W_fg|
+            z_slack[k] = raw_slack[k] @ transform.abs()
+        lo_z, hi_z = self.scaled_input_min.double(), self.scaled_input_max.double()
+        return flagged | _outside(z, s, lo_z, hi_z, z_slack, tolerance)
 
     def config(self) -> dict:
         """Constructor arguments (plain types) — enough to rebuild the architecture."""
@@ -339,6 +389,23 @@ class HDNNP(torch.nn.Module):
         committee = f", committee of {self.n_members}" if self.n_members > 1 else ""
         return (f"elements={self.elements}, n_features={self.n_features}, hidden={self.hidden}, "
                 f"act={self.activation}{committee}")
+
+
+def _whitening(xc: np.ndarray) -> np.ndarray:
+    """PCA whitening map W (F, F) of centred data ``xc``: cov = V Λ Vᵀ, W = V / √max(Λ, floor · Λ_max)."""
+    cov = xc.T @ xc / max(len(xc) - 1, 1)
+    evals, evecs = np.linalg.eigh(cov)
+    floor = max(float(evals.max()) * WHITENING_EIGENVALUE_FLOOR, 1e-30)
+    return evecs / np.sqrt(np.maximum(evals, floor))[None, :]
+
+
+def _outside(values: torch.Tensor, species: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, slack: torch.Tensor,
+             tolerance: float) -> torch.Tensor:
+    """Rows of ``values`` (n, F) outside [lo − slack − tol·width, hi + slack + tol·width] of their species."""
+    lo, hi, slack = lo[species], hi[species], slack[species]
+    width = torch.nan_to_num(hi - lo, nan=0.0, posinf=0.0, neginf=0.0).clamp(min=0.0)
+    margin = slack + tolerance * width
+    return ((values < lo - margin) | (values > hi + margin)).any(dim=1)
 
 
 # ---------------------------------------------------------------------- save / load
@@ -398,23 +465,36 @@ def unused_path(path: str | os.PathLike) -> Path:
     return candidate
 
 
-def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> HDNNP:
-    """Load a model written by :func:`save_model` (safely: ``torch.load(weights_only=True)``).
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTOCOL_2 = b"\x80\x02"  # torch's legacy (non-zip) files start with a protocol-2 pickle
 
-    The returned model is in eval mode; its save metadata is in ``model.metadata``.
 
-    Raises:
-        FileNotFoundError: no such file.
-        ModelFileError: a corrupted file, a file that is not a model of this package, or a newer format version.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Model file {path} not found; train one first (python -m helpers train ...).")
+def _describe_bytes(head: bytes) -> str:
+    text = head.lstrip()
+    if text[:1] in (b"{", b"["):
+        return "it looks like JSON text"
+    if head.startswith(b"\x89HDF"):
+        return "it looks like an HDF5 file"
+    if head.startswith(b"\x93NUMPY"):
+        return "it looks like a NumPy .npy array"
+    return f"it starts with the bytes {head[:8]!r}"
+
+
+def _load_payload(path: Path, map_location: str | torch.device) -> Any:
+    """``torch.load(weights_only=True)`` with an error that says what the file is instead."""
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_PROTOCOL_2)):
+        raise ModelFileError(
+            f"{path} is not a model file of this package: model files are torch.save archives written by "
+            f"helpers.model.save_model (python -m helpers train ... --out model.pt), and {_describe_bytes(head)}. "
+            "Check the file name, or train a model."
+        )
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 — torch raises many types for bad files
         text = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
+        if "Unsupported global" in str(err) or "GLOBAL" in str(err):
             raise ModelFileError(
                 f"{path} contains Python objects other than tensors and plain values; it is not a model saved by "
                 "helpers.model.save_model and is not loaded (unpickling untrusted files can run code)."
@@ -423,29 +503,59 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
             f"{path} is not a readable model file (corrupted, truncated or not written by torch.save): {text}. "
             "Re-save or re-train the model."
         ) from err
+
+
+def _version_advice(path: Path, version: Any) -> str:
+    readable = f"{READABLE_FORMAT_VERSIONS[0]}–{READABLE_FORMAT_VERSIONS[-1]}"
+    if isinstance(version, int) and version > MODEL_FORMAT_VERSION:
+        return (f"{path} has model format version {version}, newer than this code reads ({readable}): it was written "
+                "by a newer hdnnp-handson. Update the code (git pull, or a fresh copy of the repository) to load it.")
+    return (f"{path} has model format version {version!r}, older than this code reads ({readable}), and there is no "
+            "converter for it: retrain the model with this code (python -m helpers train --xyz DATA --out "
+            "model.pt, or --desc/--label for the lecture arrays), or load it with the hdnnp-handson version that "
+            "wrote it and use that version's predictions.")
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> HDNNP:
+    """Load a model written by :func:`save_model` (safely: ``torch.load(weights_only=True)``).
+
+    The returned model is in eval mode; its save metadata is in ``model.metadata``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelFileError: a corrupted file, a file that is not a model of this package (random bytes, JSON, ...), or a
+            format version this code cannot read (older: retrain; newer: update the code). Format-1 files load; their
+            extrapolation check has no range of the scaled inputs and uses the raw feature range only.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Model file {path} not found; train one first (python -m helpers train ...).")
+    payload = _load_payload(path, map_location)
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ModelFileError(
-            f"{path} is not an hdnnp-handson model file (expected a dict with format={MODEL_FORMAT!r}). "
-            "Load models written by helpers.model.save_model."
+            f"{path} is not a model file of this package: it is a torch file, but not a dict with "
+            f"format={MODEL_FORMAT!r}. Load models written by helpers.model.save_model (python -m helpers train)."
         )
     version = payload.get("version")
-    if version != MODEL_FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path} has model format version {version!r}; this code reads version {MODEL_FORMAT_VERSION}. "
-            "Update the hdnnp-handson code (git pull) or re-save the model with this version."
-        )
+    if version not in READABLE_FORMAT_VERSIONS:
+        raise ModelFileError(_version_advice(path, version))
+    state = dict(payload.get("state_dict") or {})
+    if version == 1:  # format 1 has no range of the scaled inputs: the extrapolation check uses the raw range only
+        for key in ("scaled_input_min", "scaled_input_max"):
+            if "input_mean" in state:
+                state.setdefault(key, torch.full_like(state["input_mean"], float("-inf" if key.endswith("min")
+                                                                                 else "inf")))
     try:
         model = HDNNP(payload["elements"], payload["n_features"], payload["hidden"], payload["activation"],
                       payload.get("descriptor"), n_members=int(payload.get("n_members", 1)))
-        saved_dtype = payload["state_dict"]["input_mean"].dtype  # keep float64 models float64
+        saved_dtype = state["input_mean"].dtype  # keep float64 models float64
         model = model.to(saved_dtype)
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(state)
     except (KeyError, RuntimeError, TypeError) as err:
         raise ModelFileError(f"{path} is a damaged model file (missing or mismatched entries): {err}") from err
     model.metadata = payload.get("metadata", {})
     return model.to(map_location).eval()
 
 
-__all__ = ["ACTIVATIONS", "Committee", "HDNNP", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "ModelFileError", "load_model",
-           "save_model",
-           "unused_path"]
+__all__ = ["ACTIVATIONS", "Committee", "HDNNP", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "READABLE_FORMAT_VERSIONS",
+           "ModelFileError", "load_model", "save_model", "unused_path"]

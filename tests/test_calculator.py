@@ -259,3 +259,50 @@ def test_committee_calculator_gives_the_member_mean_and_its_spread(model: HDNNP)
     assert ec == pytest.approx((e1 + e2) / 2, abs=1e-10)
     np.testing.assert_allclose(fc, (f1 + f2) / 2, atol=1e-10)
     assert sc == pytest.approx(abs(e1 - e2) / np.sqrt(2), rel=1e-8) and sc > 0
+
+
+def test_extrapolation_raise_raises_on_every_call(model: HDNNP) -> None:
+    """Issue 16: the results used to be stored before the check, so the second call returned cached numbers."""
+    from helpers.calculator import ExtrapolationError
+
+    squeezed = _diamond(a=5.43 * 0.85)
+    squeezed.calc = HDNNPCalculator(model, extrapolation="raise")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="extrapolates") as info:
+            squeezed.get_potential_energy()
+    assert isinstance(info.value, ExtrapolationError) and info.value.indices.tolist() == list(range(8))
+    with pytest.raises(ValueError, match="extrapolates"):
+        squeezed.get_forces()
+    with pytest.raises(ValueError, match="extrapolates"):
+        squeezed.calc.get_property("energy", squeezed)
+    assert squeezed.calc.results == {}
+    normal = _diamond(rattle=0.05, seed=1)
+    assert np.isfinite(squeezed.calc.get_potential_energy(normal))  # the same calculator still works in range
+
+
+def test_slab_with_zero_c_vector_equals_the_slab_with_vacuum(model: HDNNP) -> None:
+    """pbc=(True, True, False) with c = 0 is a slab, not a zero-volume cell: same descriptors and energy as with a
+    large vacuum c-vector (issue 16; it used to be rejected as 'periodic but zero volume')."""
+    from helpers.descriptors import TorchACSF
+
+    slab = _diamond(rattle=0.05, seed=4).repeat((1, 1, 2))
+    slab.pbc = (True, True, False)
+    vacuum = slab.copy()
+    vacuum.cell[2] = [0.0, 0.0, 60.0]
+    flat = slab.copy()
+    flat.cell[2] = [0.0, 0.0, 0.0]
+    acsf = TorchACSF(SETTINGS)
+    g_flat, g_vac = (acsf(torch.as_tensor(a.positions), a.numbers, torch.as_tensor(a.cell[:]), a.pbc)
+                     for a in (flat, vacuum))
+    assert torch.allclose(g_flat, g_vac, rtol=0, atol=1e-12)
+    results = []
+    for atoms in (flat, vacuum):
+        atoms.calc = HDNNPCalculator(model, extrapolation="ignore")
+        results.append((atoms.get_potential_energy(), atoms.get_forces()))
+    assert results[0][0] == pytest.approx(results[1][0], abs=1e-10)
+    assert np.allclose(results[0][1], results[1][1], atol=1e-10)
+    bad = flat.copy()
+    bad.pbc = True
+    bad.calc = HDNNPCalculator(model)
+    with pytest.raises(ValueError, match="zero volume"):
+        bad.get_potential_energy()

@@ -163,7 +163,50 @@ def test_extrapolation_mask_flags_atoms_outside_the_training_range(frames, model
     g[3, 1] = model.feature_max[0, 1] + 0.1 * width
     mask = model.extrapolation_mask(g, ds.species)
     assert mask.tolist() == [i == 3 for i in range(len(g))]
-    assert not model.extrapolation_mask(g, ds.species, tolerance=0.2).any()
+    standardised = HDNNP(ds.elements, ds.n_features).double()  # z = scaled G: the same box as the raw features
+    standardised.fit_scaling(ds.descriptors, ds.species, ds.frame_index, ds.energy_ev, whiten=False)
+    assert standardised.extrapolation_mask(g, ds.species).tolist() == mask.tolist()
+    assert not standardised.extrapolation_mask(g, ds.species, tolerance=0.2).any()
+
+
+def test_extrapolation_mask_checks_the_inputs_the_network_sees():
+    """Issue 16: each feature inside its training range, but not their combination. After whitening the network sees
+    a value far outside its training range; the check must flag it (it used to test the raw features only)."""
+    rng = np.random.default_rng(0)
+    t = rng.uniform(0.0, 1.0, size=400)
+    g = np.column_stack([t, t + 0.01 * rng.standard_normal(400)])  # two nearly collinear features
+    m = HDNNP(["Si"], 2).double()
+    m.fit_scaling(g, np.zeros(400, int), np.arange(400), rng.normal(size=400))
+    off_line = torch.tensor([[0.2, 0.8], [0.5, 0.5]], dtype=torch.float64)  # in the raw box; only the first is off
+    assert ((off_line >= m.feature_min) & (off_line <= m.feature_max)).all()
+    assert m.extrapolation_mask(off_line, torch.zeros(2, dtype=torch.long)).tolist() == [True, False]
+    z = m.scaled_inputs(off_line, 0)
+    assert float(z[0].abs().max()) > 10 * float(m.scaled_input_max[0].abs().max())
+
+
+def test_training_atoms_recomputed_in_float64_are_not_flagged():
+    """Issue 16: the range was fitted on float32 descriptors (data/desc.npy) and checked on the calculator's float64
+    ones with tolerance 0, so 27 of the 5088 training atoms were flagged. Now 0."""
+    from conftest import REAL_DATA_DIR
+    from helpers.data import load_dataset, load_lecture_arrays, load_split
+    from helpers.descriptors import TUNED_ACSF, TorchACSF
+
+    if not (REAL_DATA_DIR / "manifest.json").is_file():
+        pytest.skip("shipped data not present")
+    desc, label = load_lecture_arrays(REAL_DATA_DIR)
+    train_idx = load_split(REAL_DATA_DIR)["train"]
+    frames = load_dataset(REAL_DATA_DIR)
+    g32 = desc[train_idx].reshape(-1, desc.shape[2])
+    model = HDNNP(["Si"], desc.shape[2], descriptor=TUNED_ACSF.to_dict())
+    model.fit_scaling(g32, np.zeros(len(g32), int), np.repeat(np.arange(len(train_idx)), desc.shape[1]),
+                      label[train_idx].astype(np.float64) * desc.shape[1])
+    acsf = TorchACSF(TUNED_ACSF)
+    with torch.no_grad():
+        g64 = torch.cat([acsf(torch.as_tensor(frames[i].positions), frames[i].numbers,
+                              torch.as_tensor(frames[i].cell[:]), frames[i].pbc) for i in train_idx])
+    assert float((g64 - torch.as_tensor(g32, dtype=torch.float64)).abs().max()) > 0  # float32 rounding is there
+    species = torch.zeros(len(g64), dtype=torch.long)
+    assert int(model.double().extrapolation_mask(g64, species).sum()) == 0
 
 
 # ----------------------------------------------------------------------------------------------- symmetries
@@ -247,7 +290,7 @@ def test_load_model_errors_name_the_problem(tmp_path, model):
         load_model(tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"this is not a torch file at all \x00\x01")
-    with pytest.raises(ModelFileError, match="not a readable model file"):
+    with pytest.raises(ModelFileError, match="not a model file of this package"):
         load_model(junk)
     good = save_model(model, tmp_path / "good.pt")
     truncated = tmp_path / "truncated.pt"
@@ -256,7 +299,7 @@ def test_load_model_errors_name_the_problem(tmp_path, model):
         load_model(truncated)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
-    with pytest.raises(ModelFileError, match="not an hdnnp-handson model file"):
+    with pytest.raises(ModelFileError, match="not a model file of this package"):
         load_model(foreign)
     pickled = tmp_path / "pickled.pt"
     torch.save({"format": "hdnnp-handson-model", "obj": ValueError("x")}, pickled)
@@ -268,12 +311,54 @@ def test_load_model_errors_name_the_problem(tmp_path, model):
     torch.save(payload, newer)
     with pytest.raises(ModelFileError, match="version 99"):
         load_model(newer)
-    payload["version"] = 1
+    payload["version"] = 2
     del payload["state_dict"]["input_mean"]
     damaged = tmp_path / "damaged.pt"
     torch.save(payload, damaged)
     with pytest.raises(ModelFileError, match="damaged"):
         load_model(damaged)
+
+
+@pytest.mark.parametrize("content", [bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+                                     b'{"format": "hdnnp-handson-model", "version": 2}', b"\x80\x02garbage"])
+def test_random_bytes_or_json_are_not_a_model_file(tmp_path, content):
+    """Issue 16: these used to be reported as 'contains Python objects other than tensors'."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError, match="not a model file of this package|not a readable model file") as info:
+        load_model(path)
+    assert "Python objects" not in str(info.value)
+    if content.startswith(b"{"):
+        assert "JSON" in str(info.value)
+
+
+def test_older_format_version_advises_retraining_not_git_pull(tmp_path, model):
+    payload = torch.load(save_model(model, tmp_path / "good.pt"), weights_only=True)
+    payload["version"] = 0
+    older = tmp_path / "older.pt"
+    torch.save(payload, older)
+    with pytest.raises(ModelFileError, match="older") as info:
+        load_model(older)
+    assert "python -m helpers train" in str(info.value) and "git pull" not in str(info.value)
+    payload["version"] = 99
+    torch.save(payload, older)
+    with pytest.raises(ModelFileError, match="newer") as info:
+        load_model(older)
+    assert "git pull" in str(info.value)
+
+
+def test_format_1_files_load_with_the_raw_range_check(tmp_path, frames, model):
+    """Format 1 (before the range of the scaled inputs was stored) still loads and predicts the same."""
+    payload = torch.load(save_model(model, tmp_path / "v2.pt"), weights_only=True)
+    payload["version"] = 1
+    for key in ("scaled_input_min", "scaled_input_max"):
+        del payload["state_dict"][key]
+    torch.save(payload, tmp_path / "v1.pt")
+    old = load_model(tmp_path / "v1.pt")
+    assert torch.isinf(old.scaled_input_max).all()
+    ds = dataset_from_frames(frames, SMALL_ACSF, with_forces=False, progress=False)
+    assert np.array_equal(predict(old, ds)["energy_ev"], predict(model, ds)["energy_ev"])
+    assert not old.extrapolation_mask(ds.descriptors, ds.species).any()
 
 
 def test_metadata_must_be_plain(tmp_path, model):
