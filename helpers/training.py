@@ -587,9 +587,13 @@ def _check_trained_elements(model: HDNNP, train_set: FrameDataset, val_set: Fram
 
 
 def _participation(params: Sequence[torch.nn.Parameter]) -> torch.Tensor:
-    """0·Σp over all parameters: every parameter takes part in the backward pass, so that DDP's reducer sees the same
-    parameters on every rank even when a rank's share of a batch has no atom of some element (its network is not
-    called there). Cheaper than ``find_unused_parameters=True`` (no graph traversal per step), same gradients."""
+    """0·Σp over all parameters: every parameter takes part in every backward pass.
+
+    Under DDP the reducer then sees the same parameters on every rank even when a rank's share of a batch has no atom
+    of some element (its network is not called there) — cheaper than ``find_unused_parameters=True`` (no graph
+    traversal per step). Also in one process: the network of an element missing from a batch gets a zero gradient
+    rather than none, so Adam treats it the same however the batch is split over processes (with ``None`` Adam
+    skips the parameter, with a zero gradient its momentum still moves it)."""
     return 0.0 * sum(p.sum() for p in params)
 
 
@@ -773,8 +777,8 @@ def train(
                     se_f += (err_f.detach() ** 2).sum().double()
                     n_fc += err_f.numel()
                 if is_dist:  # DDP averages over ranks: × world gives the sum, i.e. the global-batch gradient
-                    loss = world * loss + _participation(params)
-                loss.backward()
+                    loss = world * loss
+                (loss + _participation(params)).backward()
                 optimiser.step()
                 se_e += (err_e.detach() ** 2).sum().double()
             if is_dist:
