@@ -213,6 +213,9 @@ class MDResult:
     extrapolating_atoms: np.ndarray | None = None
     """Number of atoms flagged by the calculator at each recorded step (calculators that report
     ``results["extrapolation"]``, such as the HDNNP calculator), else None."""
+    degrees_of_freedom: int = 0
+    """Degrees of freedom of the temperature T = 2 E_kin / (dof k_B): 3N − 3 when the centre-of-mass momentum is
+    fixed at zero (velocities initialised here, or the NVT run's FixCom), else 3N."""
 
     @property
     def total_energy_ev(self) -> np.ndarray:
@@ -245,6 +248,9 @@ def run_md(
     Velocities are drawn from a Maxwell–Boltzmann distribution at ``temperature_k`` (seeded; centre-of-mass motion
     removed) unless ``initialise_velocities`` is False (then the velocities stored in ``atoms`` are used).
     ``keep_frames_every`` stores a copy of the structure every so many steps (for an RDF).
+
+    The temperature counts 3N − 3 degrees of freedom when the centre-of-mass momentum is zero and stays zero (NVE
+    from zero total momentum — the forces of a potential sum to zero — or NVT with its FixCom constraint), else 3N.
     """
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import Stationary
@@ -279,6 +285,7 @@ def run_md(
                        friction=friction_per_fs / units.fs, fixcm=False, rng=rng)
 
     n_atoms = len(work)
+    dof = _degrees_of_freedom(work, com_fixed=ensemble == "nvt")
     record: dict[str, list[float]] = {"t": [], "epot": [], "ekin": [], "temp": [], "extrapolation": []}
     frames: list[Atoms] = []
 
@@ -290,7 +297,7 @@ def run_md(
             record["t"].append(step * timestep_fs)
             record["epot"].append(epot)
             record["ekin"].append(ekin)
-            record["temp"].append(ekin / (1.5 * units.kB * n_atoms))
+            record["temp"].append(2.0 * ekin / (dof * units.kB))
             record["extrapolation"].append(getattr(calc, "results", {}).get("extrapolation", -1))
         if keep_frames_every and step % keep_frames_every == 0:
             frames.append(work.copy())
@@ -327,7 +334,19 @@ def run_md(
         frames=frames,
         extrapolating_atoms=(np.asarray(record["extrapolation"], dtype=int)
                              if record["extrapolation"] and min(record["extrapolation"]) >= 0 else None),
+        degrees_of_freedom=dof,
     )
+
+
+def _degrees_of_freedom(atoms: Atoms, *, com_fixed: bool) -> int:
+    """3N − 3 if the centre of mass cannot move (``com_fixed``, or zero total momentum to rounding), else 3N."""
+    n = len(atoms)
+    momenta = atoms.get_momenta()
+    total = float(np.linalg.norm(momenta.sum(0)))
+    scale = float(np.linalg.norm(momenta)) + 1e-300
+    if n > 1 and (com_fixed or total <= 1e-9 * scale):
+        return 3 * n - 3
+    return 3 * n
 
 
 def energy_drift(time_fs: np.ndarray, total_energy_ev: np.ndarray, n_atoms: int) -> dict[str, float]:
@@ -445,8 +464,7 @@ def extrapolation_report(model: Any, atoms: Atoms, tolerance: float = 0.0) -> di
                  torch.as_tensor(np.asarray(atoms.cell[:]), dtype=torch.float64),
                  torch.as_tensor(atoms.pbc))
         species = model.species_index(atoms.get_chemical_symbols())
-        dtype = next(model.parameters()).dtype
-        mask = model.extrapolation_mask(g.to(dtype), species, tolerance=tolerance)
+        mask = model.extrapolation_mask(g, species, tolerance=tolerance)  # float64, as the calculator checks
     mask_np = mask.cpu().numpy().astype(bool)
     return {"n_atoms": len(atoms), "n_flagged": int(mask_np.sum()), "fraction": float(mask_np.mean()),
             "flagged_indices": np.flatnonzero(mask_np), "descriptors": g.cpu().numpy()}
