@@ -9,10 +9,14 @@ Examples::
     python -m helpers train --xyz train.extxyz --test test.extxyz --out model.pt --metrics metrics.json
     python -m helpers evaluate --model model.pt --xyz test.extxyz --metrics test_metrics.json
 
-    # several processes (DistributedDataParallel-style gradient averaging; gloo on CPU, nccl on GPU)
+    # several processes (torch DistributedDataParallel; gloo on CPU, nccl on GPU)
     torchrun --nproc_per_node 2 -m helpers train --xyz train.extxyz --out model.pt --metrics metrics.json
 
-Existing ``--out``/``--metrics`` files are never overwritten unless ``--force`` is given.
+Existing ``--out``/``--metrics`` files are never overwritten unless ``--force`` is given; every output must differ
+from every other output and every input, and its folder must be writable — checked before anything is computed.
+Ctrl-C stops the whole run (every committee member) with exit status 130, writes the metrics file marked
+``"interrupted": true`` and a checkpoint (beside ``--out`` unless ``--checkpoint`` is given), and prints the
+``--resume`` command that continues exactly where the last completed epoch ended.
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ import argparse
 import dataclasses
 import json
 import os
+import re
+import shlex
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,24 +45,122 @@ ENERGY_ONLY_DEFAULTS = {"epochs": 500, "batch_size": 128, "learning_rate": 2e-2}
 COMMITTEE_DEFAULTS = {"forces": 4, "energies": 1}
 
 
+#: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+
 class CLIError(Exception):
     """A user-facing error: printed as one message without a traceback."""
 
 
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training: the files are marked, the message holds the ``--resume`` command."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number ≥ 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+_CLI_WORDS = [(re.compile(r"\benergy_key=(\S+?)(?=[\s).,]|$)"), r"--energy-key \1"),
+              (re.compile(r"\bforces_key=(\S+?)(?=[\s).,]|$)"), r"--forces-key \1"),
+              (re.compile(r"\bresume=True"), "--resume"), (re.compile(r"\boverwrite=True"), "--force"),
+              (re.compile(r"\brequire_forces=False"), "--no-forces")]
+
+
+def cli_words(message: str) -> str:
+    """An API message in command-line words: ``energy_key='X'`` → ``--energy-key 'X'``, ``resume=True`` →
+    ``--resume``, ``overwrite=True`` → ``--force``."""
+    for pattern, replacement in _CLI_WORDS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 def _write_json(data: dict, path: Path, force: bool) -> None:
-    if path.exists() and not force:
+    if path.exists() and not force and not _is_interrupted_metrics(path):
         raise CLIError(f"{path} exists; pass --force to overwrite it or choose another --metrics path.")
     from helpers.data import write_text_atomic
 
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def _check_outputs(paths: Sequence[Path], force: bool) -> None:
-    for p in paths:
-        if p.exists() and not force:
-            raise CLIError(f"{p} exists; pass --force to overwrite it or choose another path.")
-        if p.exists() and p.is_dir():
-            raise CLIError(f"{p} is a folder; give a file name.")
+def _is_interrupted_metrics(path: Path) -> bool:
+    """True for a metrics file written by an interrupted run (a resumed run replaces it without --force)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("interrupted") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _writable_folder(path: Path) -> str | None:
+    """Why ``path`` cannot be written (None if it can): its nearest existing folder must accept a new file."""
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".hdnnp-write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        return f"the folder {folder} is not writable ({err.strerror or err})"
+    return None
+
+
+def _check_paths(inputs: dict[str, Path | None], outputs: dict[str, Path | None], force: bool,
+                 replaceable: Sequence[str] = ()) -> None:
+    """Before any work: outputs differ from each other and from the inputs (resolved paths), are not folders, are
+    writable, and exist only with --force (or, for the options in ``replaceable``, as an interrupted run's file)."""
+    given_in = {name: p for name, p in inputs.items() if p is not None}
+    given_out = {name: p for name, p in outputs.items() if p is not None}
+    seen: dict[Path, str] = {}
+    for name, p in [*given_in.items(), *given_out.items()]:
+        key = Path(os.path.realpath(p))
+        if key in seen and (name in given_out or seen[key] in given_out):
+            raise CLIError(f"{seen[key]} and {name} name the same file ({p}); writing {name} would replace it. "
+                           f"Give {name} a different path.")
+        seen.setdefault(key, name)
+    for name, p in given_out.items():
+        if p.is_dir():
+            raise CLIError(f"{name} {p} is a folder; give a file name.")
+        if name == "--checkpoint":  # existing checkpoints: --resume or --force (_prepare_checkpoint)
+            pass
+        elif p.exists() and not force and not (name in replaceable and _is_interrupted_metrics(p)):
+            raise CLIError(f"{name} {p} exists; pass --force to overwrite it or choose another path.")
+        problem = _writable_folder(p)
+        if problem is not None:
+            raise CLIError(f"Cannot write {name} {p}: {problem}. Choose a folder you can write to.")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -77,38 +183,46 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--energy-key", default=None, help="name of the energy in the file (default: auto)")
     src.add_argument("--forces-key", default=None, help="name of the forces in the file (default: auto)")
     t.add_argument("--test", type=Path, help="separate test file (with --xyz)")
-    t.add_argument("--test-fraction", type=float, default=0.2, help="fraction of frames held out for the test")
-    t.add_argument("--val-fraction", type=float, default=0.1,
+    t.add_argument("--test-fraction", type=_fraction, default=0.2, help="fraction of frames held out for the test")
+    t.add_argument("--val-fraction", type=_fraction, default=0.1,
                    help="fraction of frames used for validation (early stopping)")
+    t.add_argument("--split", choices=["manifest", "blocks", "random"], default=None,
+                   help="how frames are split into train/validation/test: manifest (the split in the manifest.json "
+                        "beside the shipped data; the default for them), blocks (contiguous blocks in file order: "
+                        "train, validation, test; the default for other arrays) or random (frame by frame; flatters "
+                        "the test error of correlated MD frames). Default for --xyz: random by trajectory (frames "
+                        "sharing info['trajectory'] stay together)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
-    t.add_argument("--epochs", type=int, default=None, help=f"epochs (default: {FORCE_DEFAULTS['epochs']} with forces, "
-                   f"{ENERGY_ONLY_DEFAULTS['epochs']} for energies only)")
-    t.add_argument("--max-minutes", type=float, default=None, help="wall-time budget for training")
-    t.add_argument("--hidden", type=int, nargs="+", default=list(DEFAULT_HIDDEN), help="hidden layer widths")
+    t.add_argument("--epochs", type=_positive_int, default=None, help=f"epochs (default: "
+                   f"{FORCE_DEFAULTS['epochs']} with forces, {ENERGY_ONLY_DEFAULTS['epochs']} for energies only)")
+    t.add_argument("--max-minutes", type=_positive_float, default=None, help="wall-time budget for training")
+    t.add_argument("--hidden", type=_positive_int, nargs="+", default=list(DEFAULT_HIDDEN), help="hidden layer widths")
     t.add_argument("--activation", default="silu")
-    t.add_argument("--batch-size", type=int, default=None, help=f"frames per step (default: "
+    t.add_argument("--batch-size", type=_positive_int, default=None, help=f"frames per step (default: "
                    f"{FORCE_DEFAULTS['batch_size']} with forces, {ENERGY_ONLY_DEFAULTS['batch_size']} for energies "
                    "only; all frames if fewer)")
-    t.add_argument("--lr", type=float, default=None, help=f"initial learning rate (default: "
+    t.add_argument("--lr", type=_positive_float, default=None, help=f"initial learning rate (default: "
                    f"{FORCE_DEFAULTS['learning_rate']:g} with forces, {ENERGY_ONLY_DEFAULTS['learning_rate']:g} "
                    "without)")
-    t.add_argument("--force-weight", type=float, default=None,
+    t.add_argument("--force-weight", type=_non_negative_float, default=None,
                    help=f"weight of the force term (default: {FORCE_DEFAULTS['force_weight']:g})")
     t.add_argument("--no-forces", action="store_true", help="train on energies only even if forces are present")
     t.add_argument("--committee", type=int, default=None, help=f"train a committee of this many models (seeds "
                    f"seed, seed+1, ...) and save their mean, with the spread as an uncertainty (default: "
                    f"{COMMITTEE_DEFAULTS['forces']} with forces, {COMMITTEE_DEFAULTS['energies']} for energies only)")
     t.add_argument("--no-whiten", action="store_true", help="standardise the inputs instead of PCA whitening")
-    t.add_argument("--patience", type=int, default=None, help="early stopping: stop after this many epochs without a "
-                   "better validation loss and keep the best weights (default: off, all epochs run)")
-    t.add_argument("--lbfgs-steps", type=int, default=None, help="full-batch L-BFGS polish after Adam, at most this "
-                   "many iterations (default: TrainConfig; 0 turns it off)")
+    t.add_argument("--patience", type=_positive_int, default=None, help="early stopping: stop after this many "
+                   "epochs without a better validation loss and keep the best weights (default: off, all epochs run)")
+    t.add_argument("--lbfgs-steps", type=_non_negative_int, default=None, help="full-batch L-BFGS polish after "
+                   "Adam, at most this many iterations (default: TrainConfig; 0 turns it off)")
     t.add_argument("--descriptor", choices=["dense", "tuned", "lecture"], default="dense",
                    help="ACSF preset for --xyz: dense (54 features), tuned (the 33 of data/desc.npy) or lecture "
                         "(11); species are taken from the data")
-    t.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file (with --resume: continue from it)")
-    t.add_argument("--resume", action="store_true", help="continue from --checkpoint after an interruption")
+    t.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file (with --resume: continue from it; "
+                   "default: OUT.ckpt.pt beside --out, removed when training finishes)")
+    t.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint (the "
+                   "command is printed after Ctrl-C)")
     _add_common(t)
 
     e = sub.add_parser("evaluate", help="metrics of a saved model on structures with energies (and forces)")
@@ -140,20 +254,86 @@ def _init_distributed(device: str) -> tuple[bool, int]:
     return True, dist.get_rank()
 
 
+def _fractions(test_fraction: float, val_fraction: float, n_frames: int) -> tuple[float, float, float]:
+    if test_fraction + val_fraction >= 1:
+        raise CLIError(f"--test-fraction ({test_fraction}) and --val-fraction ({val_fraction}) must leave frames for "
+                       "training (their sum must be below 1).")
+    if n_frames < 3:
+        raise CLIError(f"Only {n_frames} frame(s): training needs at least 3 (train, validation, test).")
+    return (1.0 - test_fraction - val_fraction, val_fraction, test_fraction)
+
+
 def _split_indices(n_frames: int, test_fraction: float, val_fraction: float, seed: int,
                    keep_together: Any = None, groups: Any = None) -> dict[str, Any]:
     from helpers.data import random_split
 
-    if not 0 <= test_fraction < 1 or not 0 <= val_fraction < 1 or test_fraction + val_fraction >= 1:
-        raise CLIError(f"--test-fraction ({test_fraction}) and --val-fraction ({val_fraction}) must be in [0, 1) and "
-                       "leave frames for training.")
-    if n_frames < 3:
-        raise CLIError(f"Only {n_frames} frame(s): training needs at least 3 (train, validation, test).")
-    fractions = (1.0 - test_fraction - val_fraction, val_fraction, test_fraction)
+    fractions = _fractions(test_fraction, val_fraction, n_frames)
     try:
         return random_split(n_frames, fractions, seed=seed, groups=groups, keep_together=keep_together)
     except ValueError:
         return random_split(n_frames, fractions, seed=seed, keep_together=keep_together)
+
+
+def block_split(n_frames: int, test_fraction: float, val_fraction: float) -> dict[str, Any]:
+    """Contiguous blocks in file order: the first frames train, the next validate, the last test (int64 arrays)."""
+    import numpy as np
+
+    _, val, test = _fractions(test_fraction, val_fraction, n_frames)
+    n_test = int(round(test * n_frames))
+    n_val = int(round(val * n_frames))
+    n_train = n_frames - n_val - n_test
+    idx = np.arange(n_frames, dtype=np.int64)
+    return {"train": idx[:n_train], "validation": idx[n_train:n_train + n_val], "test": idx[n_train + n_val:]}
+
+
+_FLATTERS = ("A random split of MD frames flatters the test error: neighbouring frames of a trajectory are nearly "
+             "copies, so a test frame usually has a twin in the training set.")
+
+
+def _manifest_split(manifest: dict | None, folder: Path, names: Sequence[str], n_frames: int) -> Any:
+    """The manifest's split when the files ``names`` are listed in it and the frame count matches, else None."""
+    from helpers.data import DataError, load_split
+
+    if manifest is None or not all(n in (manifest.get("files") or {}) for n in names) or "split" not in manifest:
+        return None
+    if manifest.get("n_frames") not in (None, n_frames):
+        return None
+    try:
+        return load_split(folder)
+    except DataError as err:
+        raise CLIError(f"The manifest beside the data has an unusable split: {err}") from err
+
+
+def _choose_split(args: argparse.Namespace, n_frames: int, shipped: Any, frames: list | None,
+                  progress: bool) -> dict[str, Any]:
+    """Train/validation/test indices: the manifest's for shipped data, else ``--split`` (see build_parser)."""
+    method = args.split
+    if method in (None, "manifest") and shipped is not None:
+        if progress:
+            print("split: the manifest's train/validation/test split (whole trajectories; --test-fraction and "
+                  "--val-fraction do not apply)", file=sys.stderr)
+        return shipped
+    if method == "manifest":
+        raise CLIError("--split manifest needs the shipped data (a manifest.json beside the files that lists them and "
+                       "has a split); use --split blocks or --split random for other data.")
+    if method == "blocks" or (method is None and frames is None):
+        split = block_split(n_frames, args.test_fraction, args.val_fraction)
+        if progress:
+            print(f"split: contiguous blocks in file order (train {_span(split['train'])}, validation "
+                  f"{_span(split['validation'])}, test {_span(split['test'])}). {_FLATTERS} --split random would "
+                  "do that.", file=sys.stderr)
+        return split
+    together = _info(frames, "trajectory") if (frames is not None and method is None) else None
+    if progress and together is None:
+        print(f"split: random, frame by frame. {_FLATTERS} Prefer --split blocks (or info['trajectory'] ids in "
+              "--xyz files) for MD data.", file=sys.stderr)
+    groups = _info(frames, "config_type") if frames is not None else None
+    return _split_indices(n_frames, args.test_fraction, args.val_fraction, args.seed, keep_together=together,
+                          groups=groups)
+
+
+def _span(indices: Any) -> str:
+    return f"{int(indices[0])}–{int(indices[-1])}" if len(indices) else "none"
 
 
 def _train_config(args: argparse.Namespace, n_train: int, with_forces: bool) -> Any:
@@ -181,9 +361,22 @@ def _train_config(args: argparse.Namespace, n_train: int, with_forces: bool) -> 
     return TrainConfig(**kwargs)
 
 
+def _verified(path: Path, what: str) -> dict | None:
+    """Check ``path`` against a manifest beside it that lists it; returns that manifest (or None)."""
+    from helpers.data import DataError, verify_if_listed
+
+    try:
+        return verify_if_listed(path)
+    except DataError as err:
+        raise CLIError(f"{what} {path}: {err}") from err
+
+
 def _read(path: Path, args: argparse.Namespace, what: str) -> list:
     from helpers.data import read_frames
 
+    if not path.is_file():
+        raise CLIError(f"{what} file {path}: no such file.")
+    _verified(path, what)
     try:
         return read_frames(path, energy_key=args.energy_key, forces_key=args.forces_key)
     except FileNotFoundError as err:
@@ -200,86 +393,188 @@ def _settings_for(frames: list, preset: str) -> Any:
     return dataclasses.replace(base, species=tuple(species))
 
 
-def cmd_train(args: argparse.Namespace) -> dict:
-    import numpy as np
-    import torch
+def _checkpoints(args: argparse.Namespace, n_members: int) -> list[Path]:
+    from helpers.training import member_checkpoint_path
 
-    from helpers.metrics import energy_force_metrics, metrics_by_group
-    from helpers.model import save_model
-    from helpers.training import build_model, dataset_from_arrays, dataset_from_frames, predict, reference_values
-    from helpers.training import train as train_model
-    from helpers.training import train_committee
+    if n_members == 1:
+        return [args.checkpoint]
+    return [member_checkpoint_path(args.checkpoint, k) for k in range(n_members)]
 
+
+def _prepare_checkpoint(args: argparse.Namespace) -> None:
+    """Default checkpoint beside --out; --resume needs one; an existing one needs --resume (or --force: removed)."""
+    default = args.out.with_name(args.out.stem + ".ckpt" + (args.out.suffix or ".pt"))
+    # automatic: not asked for (or the default path, as in a printed --resume command): removed once training ends
+    args.auto_checkpoint = args.checkpoint is None or os.path.realpath(args.checkpoint) == os.path.realpath(default)
+    if args.checkpoint is None:
+        args.checkpoint = default
+    candidates = [args.checkpoint, *_checkpoints(args, max(args.committee or 4, 2))]
+    existing = [p for p in candidates if p.is_file()]
+    if args.resume and not existing:
+        raise CLIError(f"--resume: no checkpoint at {args.checkpoint} (nor per-member checkpoints beside it), so "
+                       "there is nothing to continue. Check --checkpoint (it must name the file of the interrupted "
+                       "run), or run without --resume to start afresh.")
+    if existing and not args.resume:
+        if not args.force:
+            raise CLIError(f"A checkpoint of an earlier run exists ({existing[0]}). Add --resume to continue it, "
+                           "or --force (or delete it) to start afresh.")
+        for p in existing:
+            print(f"--force: removing the old checkpoint {p} to start afresh", file=sys.stderr)
+            p.unlink()
+
+
+def _validate_train_args(args: argparse.Namespace) -> None:
     if (args.xyz is None) == (args.desc is None and args.label is None):
         raise CLIError("Give either --xyz FILE, or --desc D.npy together with --label L.npy.")
     if args.xyz is None and (args.desc is None or args.label is None):
         raise CLIError("--desc and --label go together: give both.")
     if args.test is not None and args.xyz is None:
         raise CLIError("--test works with --xyz; with --desc/--label use --test-fraction.")
-    if args.resume and args.checkpoint is None:
-        raise CLIError("--resume needs --checkpoint PATH.")
     if args.committee is not None and args.committee < 1:
         raise CLIError(f"--committee must be at least 1, got {args.committee}.")
+    _fractions(args.test_fraction, args.val_fraction, 3)
+    inputs = {"--desc": args.desc, "--label": args.label, "--xyz": args.xyz, "--test": args.test}
+    for name, p in inputs.items():
+        if p is not None and not p.is_file():
+            raise CLIError(f"{name} {p}: no such file.")
+    outputs: dict[str, Path | None] = {"--out": args.out, "--metrics": args.metrics}
+    if args.checkpoint is not None:
+        outputs["--checkpoint"] = args.checkpoint
+    _check_paths(inputs, outputs, args.force, replaceable=("--metrics",) if args.resume else ())
+
+
+def _load_arrays(args: argparse.Namespace, progress: bool) -> tuple[Any, dict, dict]:
+    import numpy as np
+
+    from helpers.training import dataset_from_arrays
+
+    manifests = [_verified(args.desc, "--desc"), _verified(args.label, "--label")]
+    try:
+        desc = np.load(args.desc, allow_pickle=False)
+        label = np.load(args.label, allow_pickle=False)
+    except ValueError as err:
+        raise CLIError(f"Could not read {args.desc} / {args.label} as numeric .npy arrays: {err}") from err
+    full = dataset_from_arrays(desc, label)
+    shipped = None
+    if args.desc.parent.resolve() == args.label.parent.resolve():
+        shipped = _manifest_split(manifests[0], args.desc.parent, [args.desc.name, args.label.name], full.n_frames)
+    split = _choose_split(args, full.n_frames, shipped, None, progress)
+    return full, split, {"desc": str(args.desc), "label": str(args.label)}
+
+
+def _load_xyz(args: argparse.Namespace, progress: bool) -> tuple[Any, dict, dict, Any]:
+    from helpers.training import dataset_from_frames
+
+    frames = _read(args.xyz, args, "--xyz")
+    test_frames = _read(args.test, args, "--test") if args.test is not None else []
+    # species of both files: an element only in --test is then reported by name (_check_split_elements)
+    settings = _settings_for(frames + test_frames, args.descriptor)
+    full = dataset_from_frames(frames, settings, with_forces=False if args.no_forces else None, progress=progress)
+    test_set = None
+    if args.test is not None:
+        test_set = dataset_from_frames(test_frames, settings, with_forces=None if full.has_forces else False,
+                                       progress=progress)
+        split = _split_indices(full.n_frames, 0.0, args.val_fraction, args.seed,
+                               keep_together=_info(frames, "trajectory"), groups=_info(frames, "config_type"))
+    else:
+        from helpers.data import load_manifest
+
+        manifest = load_manifest(args.xyz.parent) if (args.xyz.parent / "manifest.json").is_file() else None
+        shipped = _manifest_split(manifest, args.xyz.parent, [args.xyz.name], full.n_frames)
+        split = _choose_split(args, full.n_frames, shipped, frames, progress)
+    return full, split, {"xyz": str(args.xyz), "test": str(args.test) if args.test else None}, test_set
+
+
+def _check_split_elements(train_set: Any, parts: dict[str, tuple[Any, Any]]) -> None:
+    """Refuse an element that has atoms in validation/test frames but none in the training frames."""
+    import torch
+
+    trained = {train_set.elements[k] for k in torch.unique(train_set.species).tolist()}
+    for what, (ds, file_index) in parts.items():
+        if ds is None:
+            continue
+        for k in torch.unique(ds.species).tolist():
+            element = ds.elements[k]
+            if element in trained:
+                continue
+            frames = sorted(set(ds.frame_index[ds.species == k].tolist()))
+            in_file = [int(file_index[i]) for i in frames] if file_index is not None else frames
+            raise CLIError(f"Element {element!r} appears only in {what} frames {in_file[:20]}"
+                           f"{' …' if len(in_file) > 20 else ''} and in no training frame, so its network would stay "
+                           f"untrained. Put frames with {element!r} into the training data, or remove them from the "
+                           f"{what} data.")
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    import torch
+
+    _validate_train_args(args)
+    _prepare_checkpoint(args)
     is_dist, rank = _init_distributed(args.device)
-    outputs = [args.out, args.metrics]
-    _check_outputs(outputs, args.force)
     progress = not args.quiet and rank == 0
     torch.manual_seed(args.seed)
-
-    source: dict[str, Any]
     test_set = None
     if args.xyz is None:
-        for p in (args.desc, args.label):
-            if not p.is_file():
-                raise CLIError(f"No such file: {p}.")
-        try:
-            desc = np.load(args.desc, allow_pickle=False)
-            label = np.load(args.label, allow_pickle=False)
-        except ValueError as err:
-            raise CLIError(f"Could not read {args.desc} / {args.label} as numeric .npy arrays: {err}") from err
-        full = dataset_from_arrays(desc, label)
-        split = _split_indices(full.n_frames, args.test_fraction, args.val_fraction, args.seed)
-        source = {"desc": str(args.desc), "label": str(args.label)}
+        full, split, source = _load_arrays(args, rank == 0)
     else:
-        frames = _read(args.xyz, args, "training")
-        settings = _settings_for(frames, args.descriptor)
-        with_forces = None if not args.no_forces else False
-        full = dataset_from_frames(frames, settings, with_forces=with_forces, progress=progress)
-        if args.test is not None:
-            test_frames = _read(args.test, args, "test")
-            test_set = dataset_from_frames(test_frames, settings,
-                                           with_forces=None if full.has_forces else False,
-                                           progress=progress)
-            split = _split_indices(full.n_frames, 0.0, args.val_fraction, args.seed,
-                                   keep_together=_info(frames, "trajectory"), groups=_info(frames, "config_type"))
-        else:
-            split = _split_indices(full.n_frames, args.test_fraction, args.val_fraction, args.seed,
-                                   keep_together=_info(frames, "trajectory"), groups=_info(frames, "config_type"))
-        source = {"xyz": str(args.xyz), "test": str(args.test) if args.test else None}
+        full, split, source, test_set = _load_xyz(args, progress)
     train_set = full.subset(split["train"])
     val_set = full.subset(split["validation"]) if len(split["validation"]) else None
-    if test_set is None:
-        test_set = full.subset(split["test"]) if len(split["test"]) else None
     if train_set.n_frames == 0:
         raise CLIError("No training frames left after the split; lower --test-fraction/--val-fraction.")
-
+    _check_split_elements(train_set, {"validation": (val_set, split["validation"]),
+                                      "test": (test_set, None) if test_set is not None else (
+                                          full.subset(split["test"]) if len(split["test"]) else None,
+                                          split["test"])})
+    if test_set is None:
+        test_set = full.subset(split["test"]) if len(split["test"]) else None
     cfg = _train_config(args, train_set.n_frames, train_set.has_forces)
     with_forces = bool(train_set.has_forces and cfg.force_weight > 0)
     n_members = args.committee if args.committee is not None else COMMITTEE_DEFAULTS[
         "forces" if with_forces else "energies"]
+    if args.resume and not _checkpoints(args, n_members)[0].is_file():
+        raise CLIError(f"--resume: no checkpoint at {_checkpoints(args, n_members)[0]} for this run "
+                       f"({n_members} model(s)); run without --resume to start afresh.")
     if progress:
         what = "energies + forces" if train_set.has_forces else "energies"
         members = f"; committee of {n_members}" if n_members > 1 else ""
         print(f"train {train_set.n_frames} / validation {val_set.n_frames if val_set else 0} / test "
               f"{test_set.n_frames if test_set else 0} frames; {what}; device {cfg.device}{members}", file=sys.stderr)
+    model, histories = _run_training(args, train_set, val_set, cfg, n_members, progress)
+    metrics = _train_metrics(args, model, histories, train_set, val_set, test_set, cfg, with_forces, n_members,
+                             source)
+    if any(h.interrupted for h in histories):
+        _interrupted(args, metrics, rank, histories, n_members)
+    if rank == 0:
+        _save_results(args, model, metrics, split, n_members, progress)
+    if is_dist:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return metrics
+
+
+def _run_training(args: argparse.Namespace, train_set: Any, val_set: Any, cfg: Any, n_members: int,
+                  progress: bool) -> tuple[Any, list]:
+    from helpers.training import build_model
+    from helpers.training import train as train_model
+    from helpers.training import train_committee
+
     if n_members == 1:
         model = build_model(train_set, hidden=args.hidden, activation=args.activation)
-        histories = [train_model(model, train_set, val_set, cfg, checkpoint_path=args.checkpoint,
-                                 resume=args.resume, progress=progress)]
-    else:
-        model, histories = train_committee(train_set, val_set, cfg, n_members=n_members, hidden=args.hidden,
-                                           activation=args.activation, checkpoint_path=args.checkpoint,
-                                           resume=args.resume, progress=progress)
+        return model, [train_model(model, train_set, val_set, cfg, checkpoint_path=args.checkpoint,
+                                   resume=args.resume and args.checkpoint.is_file(), progress=progress)]
+    return train_committee(train_set, val_set, cfg, n_members=n_members, hidden=args.hidden,
+                           activation=args.activation, checkpoint_path=args.checkpoint, resume=args.resume,
+                           progress=progress)
+
+
+def _train_metrics(args: argparse.Namespace, model: Any, histories: list, train_set: Any, val_set: Any,
+                   test_set: Any, cfg: Any, with_forces: bool, n_members: int, source: dict) -> dict:
+    from helpers.metrics import energy_force_metrics, metrics_by_group
+    from helpers.training import predict, reference_values
+
     history = histories[0]
     metrics: dict[str, Any] = {}
     evaluated = test_set if test_set is not None else train_set
@@ -316,21 +611,50 @@ def cmd_train(args: argparse.Namespace) -> dict:
         metrics["by_group"] = metrics_by_group(
             evaluated.groups, pred["energy_per_atom_ev"], ref["energy_per_atom_ev"], pred["forces_ev_per_a"],
             ref["forces_ev_per_a"], evaluated.frame_index.cpu().numpy())
-    if rank == 0:
-        save_model(model, args.out, overwrite=args.force, metadata={
-            "train_metrics": {k: v for k, v in metrics.items() if k not in ("by_group",)},
-            "split": {k: [int(i) for i in v] for k, v in split.items()},
-            "created_unix": time.time(),
-        })
-        _write_json(metrics, args.metrics, args.force)
-        if progress:
-            _print_summary(metrics)
-    if is_dist:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
     return metrics
+
+
+def _resume_argv(args: argparse.Namespace) -> list[str]:
+    argv = list(getattr(args, "argv", None) or [])
+    if "--resume" not in argv:
+        argv.append("--resume")
+    if "--checkpoint" not in argv:
+        argv += ["--checkpoint", str(args.checkpoint)]
+    return argv
+
+
+def _interrupted(args: argparse.Namespace, metrics: dict, rank: int, histories: list, n_members: int) -> None:
+    """Ctrl-C: no model under --out, the metrics marked interrupted, the --resume command (raises)."""
+    command = "python -m helpers " + shlex.join(_resume_argv(args))
+    done = len(histories) - 1
+    metrics.update({"interrupted": True, "resume_command": command, "committee_members_finished": done,
+                    "checkpoint": str(args.checkpoint)})
+    metrics.pop("model", None)
+    if rank == 0:
+        _write_json(metrics, args.metrics, True)
+    member = f" during committee member {done + 1} of {n_members}" if n_members > 1 else ""
+    raise TrainingInterrupted(
+        f"Training interrupted (Ctrl-C){member}; {args.out} was not written, {args.metrics} is marked "
+        f"\"interrupted\": true and the checkpoint {args.checkpoint} holds the last completed epoch. To continue "
+        f"exactly where it stopped, run:\n  {command}")
+
+
+def _save_results(args: argparse.Namespace, model: Any, metrics: dict, split: dict, n_members: int,
+                  progress: bool) -> None:
+    from helpers.model import save_model
+
+    save_model(model, args.out, overwrite=args.force, metadata={
+        "train_metrics": {k: v for k, v in metrics.items() if k not in ("by_group",)},
+        "split": {k: [int(i) for i in v] for k, v in split.items()},
+        "created_unix": time.time(),
+    })
+    _write_json(metrics, args.metrics, args.force)
+    if args.auto_checkpoint:  # the run finished: the automatic checkpoint has done its job
+        for p in {args.checkpoint, *_checkpoints(args, n_members)}:
+            if p.is_file():
+                p.unlink()
+    if progress:
+        _print_summary(metrics)
 
 
 def _info(frames: list, key: str) -> Any:
@@ -345,13 +669,16 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     from helpers.model import load_model
     from helpers.training import dataset_from_frames, predict, reference_values
 
-    _check_outputs([args.metrics], args.force)
+    for name, p in (("--model", args.model), ("--xyz", args.xyz)):
+        if not p.is_file():
+            raise CLIError(f"{name} {p}: no such file.")
+    _check_paths({"--model": args.model, "--xyz": args.xyz}, {"--metrics": args.metrics}, args.force)
     model = load_model(args.model)
     if not model.descriptor:
         raise CLIError(f"{args.model} records no descriptor settings (it was trained on precomputed arrays), so it "
                        "cannot compute descriptors for structures. Evaluate it on arrays in Python instead.")
     settings = ACSFSettings.from_dict(model.descriptor)
-    frames = _read(args.xyz, args, "evaluation")
+    frames = _read(args.xyz, args, "--xyz")
     present = sorted({s for a in frames for s in a.get_chemical_symbols()})
     unknown = [s for s in present if s not in model.elements]
     if unknown:
@@ -390,22 +717,42 @@ def _print_summary(metrics: dict) -> None:
     print(format_metrics(metrics), file=sys.stderr)
 
 
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                  line: Any = None) -> None:
+    """Warnings as one line on stderr ("warning: ..."), without the source line they were raised from."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 2 for a usage or input error)."""
+    """Entry point; returns the exit status (0 ok, 2 for a usage or input error, 130 after Ctrl-C)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        if args.command == "train":
-            cmd_train(args)
-        else:
-            cmd_evaluate(args)
-    except CLIError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
-        return 2
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse has printed the usage error (or --help)
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+    args.argv = argv
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            if args.command == "train":
+                cmd_train(args)
+            else:
+                cmd_evaluate(args)
+        except TrainingInterrupted as stop:
+            print(str(stop), file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except KeyboardInterrupt:
+            print("Interrupted (Ctrl-C) before training started; nothing was written.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except CLIError as err:
+            print(f"error: {cli_words(str(err))}", file=sys.stderr)
+            return 2
+        except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+            print(f"error: {type(err).__name__}: {cli_words(str(err))}", file=sys.stderr)
+            return 2
     return 0
 
 
-__all__ = ["CLIError", "build_parser", "cmd_evaluate", "cmd_train", "main"]
+__all__ = ["EXIT_INTERRUPTED", "CLIError", "TrainingInterrupted", "block_split", "build_parser", "cli_words",
+           "cmd_evaluate", "cmd_train", "main"]
