@@ -532,6 +532,7 @@ def read_frames(
     energy_key: str | None = None,
     forces_key: str | None = None,
     require_forces: bool = False,
+    verify: bool = True,
 ) -> list:
     """Read structures with energies (and forces) from any file ASE can read (extxyz, OUTCAR, vasprun.xml, .traj …).
 
@@ -543,11 +544,14 @@ def read_frames(
     a warning says so once per file when it differs from ``energy``), else ``energy`` — else from an ``info`` entry
     named like energy / total_energy / dft_energy / REF_energy. Forces likewise from ``forces_key`` (an ``arrays``
     entry or calculator result) or forces / REF_forces / dft_forces. ``require_forces=True`` makes missing forces an
-    error; with ``energy_key`` given and no forces found, a warning lists the per-atom arrays.
+    error; with ``energy_key`` given and no forces found, a warning lists the per-atom arrays. With ``verify`` a file
+    listed in a ``manifest.json`` beside it is checked against its sha256 first (:func:`verify_if_listed`).
     """
     from ase.calculators.singlepoint import SinglePointCalculator
 
     path = Path(path)
+    if verify and path.is_file():
+        verify_if_listed(path)
     images = _read_images(path, index)
     frames = []
     free_gap = 0.0
@@ -605,7 +609,7 @@ def load_dataset(data_dir: str | os.PathLike | None = None, *, verify: bool = Tr
         )
     if verify:
         _verify_if_listed(folder, [EXTXYZ_NAME])
-    return read_frames(path, require_forces=True)
+    return read_frames(path, require_forces=True, verify=False)  # verified just above
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -281,7 +281,8 @@ def test_corrupted_shipped_extxyz_is_refused_and_a_missing_manifest_is_reported(
 
 # ------------------------------------------------------------------------------------------- 13: arguments
 @pytest.mark.parametrize("option", [["--batch-size", "0"], ["--hidden", "0"], ["--hidden", "8", "-2"],
-                                    ["--epochs", "0"], ["--committee", "0"], ["--lr", "0"]])
+                                    ["--epochs", "0"], ["--lr", "0"], ["--patience", "0"],
+                                    ["--test-fraction", "1.5"], ["--force-weight", "-1"]])
 def test_nonsense_numbers_are_rejected_at_parse_time(tmp_path, monkeypatch, capsys, option):
     _no_training(monkeypatch)
     rc = main(["train", "--desc", "missing.npy", "--label", "missing.npy", *option, "--out", str(tmp_path / "m.pt"),

@@ -107,3 +107,11 @@ def test_missing_manifest_message_suggests_git_checkout_not_nonexistent_options(
 def test_manifest_listing_returns_manifest_for_split(tiny_data_dir):
     manifest = data.verify_if_listed(tiny_data_dir / "label.npy")
     assert manifest is not None and json.loads((tiny_data_dir / "manifest.json").read_text()) == manifest
+
+
+def test_read_frames_verifies_a_listed_file(tiny_data_dir):
+    with open(tiny_data_dir / "si_dft.extxyz", "a") as fh:
+        fh.write("\n")
+    with pytest.raises(data.DataError, match="Checksum mismatch"):
+        data.read_frames(tiny_data_dir / "si_dft.extxyz")
+    assert len(data.read_frames(tiny_data_dir / "si_dft.extxyz", verify=False)) == 6
