@@ -275,6 +275,29 @@ def _check_geometry(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, wh
             )
 
 
+def _with_vacuum_vectors(atoms: Atoms, r_cut: float) -> Atoms:
+    """``atoms`` itself, or — when a non-periodic direction has a zero (or dependent) cell vector, e.g. a slab with
+    pbc=(True, True, False) and c = 0 — a copy whose missing vectors are filled with long vacuum vectors orthogonal to
+    the others. The descriptors do not change (nothing is periodic along them); dscribe needs a 3-D cell."""
+    cell = np.asarray(atoms.cell[:], dtype=float)
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if not pbc.any() or abs(np.linalg.det(cell)) > 1e-9:
+        return atoms
+    from ase.geometry import complete_cell
+
+    extent = float(np.ptp(atoms.positions, axis=0).max()) if len(atoms) else 0.0
+    length = extent + 2.0 * float(r_cut) + 10.0
+    filled = cell.copy()
+    for axis in np.flatnonzero(~pbc):
+        filled[axis] = 0.0  # rebuilt below, orthogonal to the rest
+    filled = complete_cell(filled)
+    for axis in np.flatnonzero(~pbc):
+        filled[axis] *= length / np.linalg.norm(filled[axis])
+    copy = atoms.copy()
+    copy.set_cell(filled, scale_atoms=False)
+    return copy
+
+
 def _pbc3(pbc: Any) -> np.ndarray:
     arr = np.asarray(pbc.detach().cpu() if isinstance(pbc, torch.Tensor) else pbc, dtype=bool)
     if arr.ndim == 0:
@@ -304,7 +327,7 @@ def compute_acsf(
     if not frames:
         return []
     acsf = settings.to_dscribe(periodic=True)  # dscribe ignores periodicity for frames without pbc
-    out = acsf.create(frames, n_jobs=n_jobs)
+    out = acsf.create([_with_vacuum_vectors(a, settings.r_cut) for a in frames], n_jobs=n_jobs)
     if len(frames) == 1:
         return [np.asarray(out, dtype=np.float64)]
     if isinstance(out, np.ndarray) and out.ndim == 3:
@@ -373,7 +396,7 @@ def compute_soap(
         idx = [k for k, a in enumerate(frames) if bool(np.any(a.pbc)) == periodic]
         if not idx:
             continue
-        out = soap[periodic].create([frames[k] for k in idx], n_jobs=n_jobs)
+        out = soap[periodic].create([_with_vacuum_vectors(frames[k], r_cut) for k in idx], n_jobs=n_jobs)
         if len(idx) == 1:
             out = [out]
         for k, x in zip(idx, out):

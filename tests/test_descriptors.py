@@ -367,3 +367,32 @@ def test_overlapping_atoms():
     atoms = Atoms("Si2", positions=[[0, 0, 0], [0, 0, 0]])
     with pytest.raises(ValueError, match="on top of each other"):
         _torch_g(atoms, TUNED_ACSF)
+
+
+def test_slab_with_zero_c_vector_equals_the_slab_with_vacuum():
+    """pbc=(True, True, False) with c = 0 is a slab (a zero vector is fine along a non-periodic direction): the same
+    descriptors as the slab with a 60 Å vacuum c-vector, from dscribe, TorchACSF and the Jacobian (issue 16)."""
+    slab = _si8(3, rattle=0.05).repeat((1, 1, 2))
+    slab.pbc = (True, True, False)
+    vacuum, flat = slab.copy(), slab.copy()
+    vacuum.cell[2] = [0.0, 0.0, 60.0]
+    flat.cell[2] = [0.0, 0.0, 0.0]
+    reference = compute_acsf(vacuum, TUNED_ACSF)[0]
+    np.testing.assert_allclose(compute_acsf(flat, TUNED_ACSF)[0], reference, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_torch_g(flat, TUNED_ACSF), reference, rtol=0, atol=1e-10)
+    g, jac = descriptors_and_jacobian(flat, TUNED_ACSF)
+    g_vac, jac_vac = descriptors_and_jacobian(vacuum, TUNED_ACSF)
+    np.testing.assert_allclose(g, g_vac, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(jac, jac_vac, rtol=0, atol=1e-12)
+    soap_flat, soap_vac = compute_soap([flat, vacuum])
+    np.testing.assert_allclose(soap_flat, soap_vac, rtol=0, atol=1e-10)
+    wire = slab.copy()
+    wire.pbc = (True, False, False)
+    wire.cell[1:] = 0.0
+    wire_vac = slab.copy()
+    wire_vac.pbc = (True, False, False)
+    wire_vac.cell[1:] = [[0.0, 60.0, 0.0], [0.0, 0.0, 60.0]]
+    np.testing.assert_allclose(compute_acsf(wire, TUNED_ACSF)[0], compute_acsf(wire_vac, TUNED_ACSF)[0], atol=1e-12)
+    flat.pbc = True  # periodic along a zero vector: still an error
+    with pytest.raises(ValueError, match="zero volume"):
+        compute_acsf(flat, TUNED_ACSF)
