@@ -385,9 +385,175 @@ def status(plan: tuple[Trajectory64, ...]) -> dict[str, Any]:
             "candidates_sampled": sum(candidate_path(t).exists() for t in plan), "trajectories_planned": len(plan)}
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Active learning: one round = train a committee on everything labelled, committee MD, pick by spread
+# --------------------------------------------------------------------------------------------------------------------
+#: Committee MD of every round: (config_type, temperature K, density g/cm³), inside the issue's target ranges and
+#: different from every test trajectory's conditions.
+AL_CONDITIONS: tuple[tuple[str, float, float], ...] = (
+    ("liquid", 1900.0, 2.58), ("liquid", 2400.0, 2.54), ("amorphous", 600.0, 2.30),
+    ("crystal64", 1000.0, CRYSTAL_DENSITY), ("vacancy", 800.0, CRYSTAL_DENSITY),
+)
+ROUNDS_FILE = "rounds.json"
+
+
+def energy_shift_ev_per_atom(v3_manifest: dict) -> float:
+    """Shift that puts 64-atom energies (2×2×2 mesh) on the 8-atom frames' zero: E_crystal8(3×3×3) − E_crystal64(2×2×2)
+    per atom (both perfect crystals at a = 5.47 Å), as v3 did for its 6×6×6 frames."""
+    e8 = float(v3_manifest["dft"]["energy_zero"]["crystal_energy_per_atom_ev"]["3x3x3"])
+    ref = json.loads(label_path(reference_job(PRODUCTION_KPTS)).read_text())
+    return e8 - ref["energy_ev"] / len(ref["numbers"])
+
+
+def labelled_frames(splits: set[str], shift: float) -> list:
+    """v4 frames labelled so far whose split is in ``splits``, energies on the common zero (production mesh only)."""
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for path in sorted((V4_DIR / "labels").glob("traj*_f??.json")):
+        r = json.loads(path.read_text())
+        if r["info"].get("split") not in splits:
+            continue
+        a = Atoms(numbers=r["numbers"], positions=r["positions"], cell=r["cell"], pbc=r["pbc"])
+        a.info.update(r["info"] | {"energy_shift_ev_per_atom": shift, "dft_kpts": r["kpts"]})
+        a.calc = SinglePointCalculator(a, energy=r["energy_ev"] + shift * len(a),
+                                       forces=np.array(r["forces_ev_per_a"]), stress=np.array(r["stress_ev_per_a3"]))
+        frames.append(a)
+    return frames
+
+
+def train_round_committee(train_frames: list, val_frames: list, epochs: int | None, seed: int):
+    """The CLI's default committee (4 members, 64×64 SiLU, dense ACSF, forces) trained on ``train_frames``."""
+    import dataclasses
+
+    from helpers.cli import COMMITTEE_DEFAULTS, DEFAULT_HIDDEN, FORCE_DEFAULTS
+    from helpers.descriptors import DENSE_ACSF
+    from helpers.training import TrainConfig, dataset_from_frames, train_committee
+
+    settings = dataclasses.replace(DENSE_ACSF, species=("Si",))
+    train_set = dataset_from_frames(train_frames, settings, progress=False)
+    val_set = dataset_from_frames(val_frames, settings, progress=False)
+    cfg = TrainConfig(**{**FORCE_DEFAULTS, **({"epochs": epochs} if epochs else {})}, seed=seed)
+    model, _ = train_committee(train_set, val_set, cfg, n_members=COMMITTEE_DEFAULTS["forces"],
+                               hidden=DEFAULT_HIDDEN, progress=False)
+    return model, settings
+
+
+def committee_md(model, start, temperature_k: float, steps: int, every: int, seed: int) -> list:
+    """Langevin MD (1 fs) driven by the committee mean; snapshots every ``every`` steps carry the committee spread
+    (``info['spread_mev_per_atom']``). Stops early when the spread exceeds 500 meV/atom or two atoms come closer than
+    1.7 Å: the model has left what it knows, and the frames before that point are the informative ones."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    from helpers.calculator import HDNNPCalculator
+
+    atoms = start.copy()
+    atoms.calc = HDNNPCalculator(model, extrapolation="ignore")
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_k, rng=rng)
+    dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=temperature_k, friction=0.02 / units.fs, rng=rng)
+    snaps = []
+    for _ in range(steps // every):
+        dyn.run(every)
+        spread = 1000 * atoms.calc.results["energy_std"] / len(atoms)
+        snap = atoms.copy()
+        snap.calc = None
+        snap.info = {"spread_mev_per_atom": float(spread), "md_temperature_k": float(atoms.get_temperature())}
+        d = atoms.get_all_distances(mic=True) + 10 * np.eye(len(atoms))
+        if spread > 500 or d.min() < 1.7:
+            break
+        snaps.append(snap)
+    return snaps
+
+
+def fixed_test_errors(model, settings, test_frames: list) -> dict[str, Any]:
+    """Errors of ``model`` on fixed test frames, per config_type (meV/atom, meV/Å)."""
+    from helpers.metrics import metrics_by_group
+    from helpers.training import dataset_from_frames, predict, reference_values
+
+    if not test_frames:
+        return {}
+    ds = dataset_from_frames(test_frames, settings, progress=False)
+    pred, ref = predict(model, ds), reference_values(ds)
+    return metrics_by_group(ds.groups, pred["energy_per_atom_ev"], ref["energy_per_atom_ev"],
+                            pred["forces_ev_per_a"], ref["forces_ev_per_a"], ds.frame_index.numpy())
+
+
+def run_round(n: int, picks_per_condition: int, md_ps: float, epochs: int | None) -> dict[str, Any]:
+    """Active-learning round ``n`` (≥ 1): train on v3 + v4 rounds < n, committee MD, write the picks as candidates."""
+    from helpers.active_learning import select_by_spread
+    from helpers.data import load_dataset, load_manifest, load_split
+
+    t0 = time.perf_counter()
+    v3, split, manifest = load_dataset(), load_split(), load_manifest()
+    shift = energy_shift_ev_per_atom(manifest)
+    new = labelled_frames({f"round{k}" for k in range(n)}, shift)
+    train = [v3[i] for i in split["train"]] + new
+    model, settings = train_round_committee(train, [v3[i] for i in split["validation"]], epochs, seed=100 + n)
+    record: dict[str, Any] = {"round": n, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                              "n_train_frames": {"8-atom (v3)": len(split["train"]), "64-atom (v4)": len(new)},
+                              "test_errors_64_atom": fixed_test_errors(model, settings,
+                                                                       labelled_frames({"test"}, shift)),
+                              "test_errors_8_atom_v3": fixed_test_errors(model, settings,
+                                                                         [v3[i] for i in split["test"]]),
+                              "md": []}
+    for c, (ctype, temperature, density) in enumerate(AL_CONDITIONS):
+        start = _start_structure(ctype, density, new)
+        snaps = committee_md(model, start, temperature, round(md_ps * 1000), 50, seed=1000 * n + c)
+        spread = np.array([s.info["spread_mev_per_atom"] for s in snaps])
+        picked = select_by_spread(spread, min(picks_per_condition, len(snaps))) if len(snaps) else []
+        traj = Trajectory64(1100 + 10 * n + c, ctype, f"round{n}", seed=1000 * n + c, temperature_k=temperature,
+                            density_g_cm3=density, n_frames=len(picked), interval_fs=50.0)
+        _write_picks(traj, [snaps[i] for i in picked])
+        record["md"].append({"trajectory": traj.trajectory, "config_type": ctype, "temperature_k": temperature,
+                             "density_g_cm3": density, "n_snapshots": len(snaps),
+                             "stopped_early": len(snaps) < round(md_ps * 1000) // 50,
+                             "spread_mev_per_atom": {"mean": float(spread.mean()) if len(spread) else None,
+                                                     "max": float(spread.max()) if len(spread) else None},
+                             "picked_spreads_mev_per_atom": [float(spread[i]) for i in picked]})
+    record["wall_time_s"] = time.perf_counter() - t0
+    rounds_path = V4_DIR / ROUNDS_FILE
+    rounds = json.loads(rounds_path.read_text()) if rounds_path.exists() else []
+    write_text_atomic(rounds_path, json.dumps([r for r in rounds if r["round"] != n] + [record], indent=1))
+    return record
+
+
+def _start_structure(ctype: str, density: float, labelled: list):
+    """Where committee MD starts: the newest labelled frame of this type, else the round-0 candidate of it."""
+    from ase.io import read
+
+    mine = [a for a in labelled if a.info.get("config_type") == ctype]
+    if mine:
+        return mine[-1]
+    seed_traj = next(t for t in PLAN if t.split == "round0" and t.config_type == ctype)
+    return read(candidate_path(seed_traj), index=0)
+
+
+def _write_picks(traj: Trajectory64, frames: list) -> None:
+    from ase.io import write
+
+    for k, f in enumerate(frames):
+        f.info.update({k2: v for k2, v in asdict(traj).items() if k2 != "n_frames"})
+        f.info.update({"frame_in_trajectory": k, "generator": "committee MD (HDNNP, CLI defaults), picked by spread",
+                       "coordination_3a": coordination(f),
+                       "density_g_cm3": float(len(f) * SI_MASS_G / f.get_volume() * 1e24)})
+    if frames:
+        path = candidate_path(traj)
+        tmp = path.with_suffix(".tmp.extxyz")
+        write(tmp, frames, format="extxyz")
+        os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("stage", choices=("plan", "sample", "label", "status"))
+    p.add_argument("stage", choices=("plan", "sample", "label", "status", "round"))
+    p.add_argument("--round", type=int, default=1, help="round: which active-learning round to run (>= 1)")
+    p.add_argument("--picks", type=int, default=3, help="round: frames picked per MD condition (default 3)")
+    p.add_argument("--md-ps", type=float, default=5.0, help="round: committee MD length per condition in ps")
+    p.add_argument("--epochs", type=int, default=None, help="round: training epochs (default: the CLI's)")
     p.add_argument("--workers", type=int, default=2, help="DFT worker processes, each single-threaded (default 2)")
     p.add_argument("--watch", action="store_true", help="label: wait for candidates still being sampled")
     args = p.parse_args(argv)
@@ -402,6 +568,9 @@ def main(argv: list[str] | None = None) -> None:
             run_labelling(PLAN, args.workers, args.watch)
         except KeyboardInterrupt:
             raise SystemExit("interrupted: finished frames are kept in data/v4/labels; re-run to continue") from None
+    elif args.stage == "round":
+        record = run_round(args.round, args.picks, args.md_ps, args.epochs)
+        print(json.dumps(record, indent=1))
     else:
         print(json.dumps(status(PLAN), indent=1))
 
