@@ -85,6 +85,25 @@ def _history_dict(history: Any) -> Mapping[str, Sequence[float]]:
     raise TypeError("history must be a training History or a dict of per-epoch lists.")
 
 
+#: Legend labels of the per-epoch quantities a training ``History`` records.
+CURVE_LABELS: dict[str, str] = {
+    "train_loss": "training loss",
+    "val_loss": "validation loss",
+    "train_energy_rmse_mev_per_atom": "training energy RMSE (meV/atom)",
+    "val_energy_rmse_mev_per_atom": "validation energy RMSE (meV/atom)",
+    "train_force_rmse_mev_per_a": "training force RMSE (meV/Å)",
+    "val_force_rmse_mev_per_a": "validation force RMSE (meV/Å)",
+}
+
+
+def _evaluated(epochs: np.ndarray, values: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
+    """The epochs that have a value, and those values: validation is evaluated only every ``eval_every`` epochs, and
+    the history holds None (or NaN) in between. Plotting only these points keeps the curve connected."""
+    y = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+    keep = np.isfinite(y)
+    return epochs[: len(y)][keep], y[keep]
+
+
 def loss_curve(
     history: Any,
     *,
@@ -95,17 +114,27 @@ def loss_curve(
     overwrite: bool = False,
 ) -> Figure:
     """Per-epoch curves from a training ``History`` (or a dict of lists): losses on the left; energy/force RMSEs
-    (meV/atom, meV/Å) on the right when the history holds them."""
+    (meV/atom, meV/Å) on the right when the history holds them. Quantities evaluated only every few epochs (the
+    validation set with ``TrainConfig.eval_every > 1``) are drawn at the epochs where they were evaluated."""
     h = _history_dict(history)
     rmse_keys = [k for k in ("train_energy_rmse_mev_per_atom", "val_energy_rmse_mev_per_atom",
                              "train_force_rmse_mev_per_a", "val_force_rmse_mev_per_a")
-                 if k in h and any(v is not None for v in h[k])]
+                 if k in h and _evaluated(np.arange(len(h[k])), h[k])[0].size]
     fig, axes = plt.subplots(1, 2 if rmse_keys else 1, figsize=(10 if rmse_keys else 5.5, 4))
     axes = np.atleast_1d(axes)
     epochs = np.asarray(h.get("epoch", np.arange(1, len(h[keys[0]]) + 1)))
+
+    def draw(ax: Any, key: str, style: str) -> None:
+        x, y = _evaluated(epochs, h[key])
+        if x.size == 0:
+            return
+        sparse = x.size < len(h[key])  # evaluated every few epochs: mark the evaluated points
+        ax.plot(x, y, style, marker="o" if sparse else None, ms=2.5,
+                label=CURVE_LABELS.get(key, key.replace("_", " ")))
+
     for k in keys:
-        if k in h and any(v is not None for v in h[k]):
-            axes[0].plot(epochs, np.asarray(h[k], dtype=float), label=k.replace("_", " "))
+        if k in h:
+            draw(axes[0], k, "-")
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("loss (eV²/atom² + w·eV²/Å²)")
     if log:
@@ -115,8 +144,7 @@ def loss_curve(
     if rmse_keys:
         ax = axes[1]
         for k in rmse_keys:
-            style = "-" if "energy" in k else "--"
-            ax.plot(epochs, np.asarray(h[k], dtype=float), style, label=k.replace("_", " "))
+            draw(ax, k, "-" if "energy" in k else "--")
         ax.set_xlabel("epoch")
         ax.set_ylabel("RMSE (meV/atom: energy, meV/Å: force)")
         if log:
@@ -174,4 +202,4 @@ def error_histogram(
     return _finish(fig, save_to, overwrite)
 
 
-__all__ = ["error_histogram", "learning_curve", "loss_curve", "parity_plot", "save_figure"]
+__all__ = ["CURVE_LABELS", "error_histogram", "learning_curve", "loss_curve", "parity_plot", "save_figure"]
