@@ -305,9 +305,11 @@ def _species_types(atoms: Atoms, settings: SNAPSettings) -> np.ndarray:
     return np.array([lookup[s] for s in symbols], dtype=np.int64)
 
 
-def _setup_lammps(atoms: Atoms, settings: SNAPSettings) -> tuple[Any, np.ndarray]:
-    """A LAMMPS instance holding ``atoms`` (ids 1…n in ASE order, type k+1 = species[k]) and ``pair_style zero``
-    reaching the largest SNAP cutoff; returns it and the rotation Q (r_lammps = r_ase @ Q + t)."""
+def _setup_lammps(atoms: Atoms, settings: SNAPSettings,
+                  pair_commands: Sequence[str] | None = None) -> tuple[Any, np.ndarray]:
+    """A LAMMPS instance holding ``atoms`` (ids 1…n in ASE order, type k+1 = species[k]) and ``pair_commands``
+    (default: ``pair_style zero`` reaching the largest SNAP cutoff); returns it and the rotation Q
+    (r_lammps = r_ase @ Q + t)."""
     if not isinstance(atoms, Atoms):
         raise ValueError(f"expected an ase.Atoms, got {type(atoms).__name__}.")
     if len(atoms) == 0:
@@ -328,8 +330,8 @@ def _setup_lammps(atoms: Atoms, settings: SNAPSettings) -> tuple[Any, np.ndarray
         created = lmp.create_atoms(n, list(range(1, n + 1)), types.tolist(), lpos.reshape(-1).tolist())
         if created != n:
             raise RuntimeError(f"LAMMPS placed {created} of {n} atoms in the box; this is a bug in helpers.snap.")
-        lmp.command(f"pair_style zero {settings.max_cutoff:.17g}")
-        lmp.command("pair_coeff * *")
+        for cmd in pair_commands or (f"pair_style zero {settings.max_cutoff:.17g}", "pair_coeff * *"):
+            lmp.command(cmd)
         lmp.command("neighbor 0.5 bin")
     except Exception:
         lmp.close()
