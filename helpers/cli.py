@@ -420,7 +420,7 @@ def _prepare_checkpoint(args: argparse.Namespace) -> None:
                            "or --force (or delete it) to start afresh.")
         for p in existing:
             print(f"--force: removing the old checkpoint {p} to start afresh", file=sys.stderr)
-            p.unlink()
+            p.unlink(missing_ok=True)  # under torchrun another rank may have removed it already
 
 
 def _validate_train_args(args: argparse.Namespace) -> None:

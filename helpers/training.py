@@ -646,6 +646,48 @@ def _distributed() -> tuple[bool, int, int]:
     return False, 0, 1
 
 
+def _train_epoch(net: torch.nn.Module, optimiser: Any, train_set: FrameDataset, smap_train: torch.Tensor,
+                 params: Sequence[torch.nn.Parameter], cfg: TrainConfig, epoch: int,
+                 need_forces: bool) -> tuple[float, float, int]:
+    """One pass over the training frames in a seeded order; returns the summed squared energy-per-atom errors (eV²),
+    force errors (eV²/Å²) and the number of force components, over all processes."""
+    is_dist, rank, world = _distributed()
+    device = train_set.device
+    n_train = train_set.n_frames
+    bs = min(cfg.batch_size, n_train)
+    net.train()
+    gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+    order = torch.randperm(n_train, generator=gen).to(device)
+    se_e = torch.zeros((), dtype=torch.float64, device=device)
+    se_f = torch.zeros((), dtype=torch.float64, device=device)
+    n_fc = 0
+    for start in range(0, n_train, bs):
+        global_ids = order[start:start + bs]
+        n_global = len(global_ids)
+        n_fc_global = int(train_set.n_atoms[global_ids].sum()) * 3 if need_forces else 0
+        ids = global_ids[rank::world] if is_dist else global_ids
+        optimiser.zero_grad(set_to_none=True)
+        energy, forces, atom_idx = _batch(net, train_set, ids, smap_train, need_forces, True, cfg.amp)
+        n = train_set.n_atoms[ids].to(torch.float64)
+        err_e = (energy.double() - train_set.energy_ev[ids]) / n
+        loss = cfg.energy_weight * (err_e ** 2).sum() / n_global
+        if forces is not None:
+            err_f = forces - train_set.forces_ev_per_a[atom_idx]
+            loss = loss + cfg.force_weight * (err_f ** 2).sum() / n_fc_global
+            se_f += (err_f.detach() ** 2).sum().double()
+            n_fc += err_f.numel()
+        if is_dist:  # DDP averages over ranks: × world gives the sum, i.e. the global-batch gradient
+            loss = world * loss
+        (loss + _participation(params)).backward()
+        optimiser.step()
+        se_e += (err_e.detach() ** 2).sum().double()
+    if is_dist:  # the epoch's error sums (statistics, not gradients)
+        stats = torch.stack([se_e, se_f, torch.tensor(float(n_fc), dtype=torch.float64, device=device)])
+        torch.distributed.all_reduce(stats)
+        return float(stats[0]), float(stats[1]), int(stats[2])
+    return float(se_e), float(se_f), n_fc
+
+
 def train(
     model: HDNNP,
     train_set: FrameDataset,
@@ -744,8 +786,6 @@ def train(
     last_done = snapshot(start_epoch - 1)  # Ctrl-C goes back to the end of the last completed epoch
 
     n_train = train_set.n_frames
-    bs = min(cfg.batch_size, n_train)
-    n_per_step = train_set.n_atoms.to(torch.float64)
     t0 = time.perf_counter()
     bar: Any = None
     if progress and rank == 0:
@@ -755,36 +795,7 @@ def train(
     epoch = start_epoch - 1
     try:
         for epoch in range(start_epoch, cfg.epochs + 1):
-            net.train()
-            gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-            order = torch.randperm(n_train, generator=gen).to(device)
-            se_e = torch.zeros((), dtype=torch.float64, device=device)
-            se_f = torch.zeros((), dtype=torch.float64, device=device)
-            n_fc = 0
-            for start in range(0, n_train, bs):
-                global_ids = order[start:start + bs]
-                n_global = len(global_ids)
-                n_fc_global = int(n_per_step[global_ids].sum()) * 3 if need_forces else 0
-                ids = global_ids[rank::world] if is_dist else global_ids
-                optimiser.zero_grad(set_to_none=True)
-                energy, forces, atom_idx = _batch(net, train_set, ids, smap_train, need_forces, True, cfg.amp)
-                n = train_set.n_atoms[ids].to(torch.float64)
-                err_e = (energy.double() - train_set.energy_ev[ids]) / n
-                loss = cfg.energy_weight * (err_e ** 2).sum() / n_global
-                if forces is not None:
-                    err_f = forces - train_set.forces_ev_per_a[atom_idx]
-                    loss = loss + cfg.force_weight * (err_f ** 2).sum() / n_fc_global
-                    se_f += (err_f.detach() ** 2).sum().double()
-                    n_fc += err_f.numel()
-                if is_dist:  # DDP averages over ranks: × world gives the sum, i.e. the global-batch gradient
-                    loss = world * loss
-                (loss + _participation(params)).backward()
-                optimiser.step()
-                se_e += (err_e.detach() ** 2).sum().double()
-            if is_dist:
-                stats = torch.stack([se_e, se_f, torch.tensor(float(n_fc), dtype=torch.float64, device=device)])
-                torch.distributed.all_reduce(stats)
-                se_e, se_f, n_fc = stats[0], stats[1], int(stats[2])
+            se_e, se_f, n_fc = _train_epoch(net, optimiser, train_set, smap_train, params, cfg, epoch, need_forces)
             mse_e = float(se_e) / n_train
             mse_f = float(se_f) / n_fc if n_fc else None
             train_loss = cfg.energy_weight * mse_e + (cfg.force_weight * mse_f if mse_f is not None else 0.0)
