@@ -43,3 +43,20 @@ def test_permutation_invariance():
     assert not result and "argsort" in result.message
     assert not nb01.check_permutation_invariance(solution[:, :-1], atoms, perm)
     assert not nb01.check_permutation_invariance(..., atoms, perm)
+
+
+def test_neighbour_counts():
+    counts = nb01.solution_neighbour_counts()
+    assert counts == [4, 16, 28, 46]  # shells of diamond Si at a = 5.47 Å: 4, 12, 12, 6 + 12
+    result = nb01.check_neighbour_counts(counts)
+    assert result and "n(n−1)/2" in result.message
+    assert nb01.check_neighbour_counts({3.0: 4, 4.0: 16, 5.0: 28, 6.0: 46})
+    itself = nb01.check_neighbour_counts([n + 1 for n in counts])
+    assert not itself and "itself" in itself.message
+    no_images = nb01.check_neighbour_counts([4, 7, 7, 7])
+    assert not no_images and "periodic images" in no_images.message
+    assert not nb01.check_neighbour_counts([8 * n for n in counts])
+    assert not nb01.check_neighbour_counts([4, 16, 28, 40])
+    assert not nb01.check_neighbour_counts(counts[:3])
+    assert not nb01.check_neighbour_counts(...)
+    assert not nb01.check_neighbour_counts("four")

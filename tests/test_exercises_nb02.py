@@ -42,3 +42,22 @@ def test_autograd_forces():
     assert not result and "negative" in result.message
     assert not nb02.check_autograd_forces(forces[:4], atoms, w)
     assert not nb02.check_autograd_forces(forces * 1.01, atoms, w)
+
+
+def test_g1_vs_cutoff():
+    g1 = nb02.solution_g1_vs_cutoff()
+    assert len(g1) == 4 and all(0 < g < n for g, n in zip(g1, nb02.G1_PLAIN_COUNTS))
+    assert np.all(np.diff(g1) > 0)
+    # the plain counts of notebook 01's exercise 4 are the same cutoffs on the same crystal
+    from helpers.exercises import nb01
+
+    assert tuple(nb01.solution_neighbour_counts(r_cuts=nb02.G1_R_CUTS_A)) == nb02.G1_PLAIN_COUNTS
+    result = nb02.check_g1_vs_cutoff(g1)
+    assert result and "smooth" in result.message
+    plain = nb02.check_g1_vs_cutoff(list(nb02.G1_PLAIN_COUNTS))
+    assert not plain and "plain neighbour counts" in plain.message
+    same = nb02.check_g1_vs_cutoff([g1[-1]] * 4)
+    assert not same and "same" in same.message
+    assert not nb02.check_g1_vs_cutoff([g * 1.01 for g in g1])
+    assert not nb02.check_g1_vs_cutoff(g1[:2])
+    assert not nb02.check_g1_vs_cutoff(...)

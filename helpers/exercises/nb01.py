@@ -3,6 +3,8 @@
 1. ``check_cutoff_value`` — the cutoff function f_c(r) at r = 4.5 Å for r_cut = 6.0 Å.
 2. ``check_g2_peak`` — where a single-neighbour G2 term exp(−η (r − R_s)²) f_c(r) peaks (η = 0.5 Å⁻², R_s = 3 Å).
 3. ``check_permutation_invariance`` — ACSF of a permuted structure, rows put back in the original order.
+4. ``check_neighbour_counts`` — change the cutoff radius and count the neighbours of one atom of diamond Si
+   (including periodic images): what r_c does to the size of the environment, and to the cost of G4.
 """
 
 from __future__ import annotations
@@ -116,11 +118,73 @@ def check_permutation_invariance(answer: Any, atoms: Atoms, perm: np.ndarray) ->
     return result
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Exercise 4: change the cutoff radius, count the neighbours
+# ---------------------------------------------------------------------------------------------------------------------
+NEIGHBOUR_R_CUTS_A = (3.0, 4.0, 5.0, 6.0)  # Å
+NEIGHBOUR_LATTICE_A = 5.47  # Å, the PBE lattice constant of the dataset
+
+
+def neighbour_structure() -> Atoms:
+    """The perfect 8-atom diamond Si cell of exercise 4 (a = 5.47 Å, periodic)."""
+    from ase.build import bulk
+
+    return bulk("Si", "diamond", a=NEIGHBOUR_LATTICE_A, cubic=True)
+
+
+def solution_neighbour_counts(atoms: Atoms | None = None, r_cuts: tuple[float, ...] = NEIGHBOUR_R_CUTS_A) -> list[int]:
+    """Neighbours of atom 0 within each r_cut (Å), periodic images included (``neighbour_pairs``)."""
+    from helpers.descriptors import neighbour_pairs
+
+    atoms = neighbour_structure() if atoms is None else atoms
+    counts = []
+    for r_cut in r_cuts:
+        pairs = neighbour_pairs(atoms.positions, atoms.cell[:], atoms.pbc, r_cut)
+        counts.append(int((pairs["i"].numpy() == 0).sum()))
+    return counts
+
+
+def check_neighbour_counts(answer: Any) -> CheckResult:
+    """Is ``answer`` the list of neighbour counts of one atom of diamond Si for r_c = 3, 4, 5, 6 Å?"""
+    expected = solution_neighbour_counts()
+    if answer is None or answer is Ellipsis:
+        return fail("`neighbour_counts` is still empty: replace the `...` with your code.")
+    if isinstance(answer, dict):
+        answer = [answer.get(r, answer.get(int(r))) for r in NEIGHBOUR_R_CUTS_A]
+    try:
+        got = [int(round(float(v))) for v in answer]
+    except (TypeError, ValueError):
+        return fail("`neighbour_counts` should be a list of four whole numbers, one per r_c in "
+                    f"{NEIGHBOUR_R_CUTS_A} Å.")
+    if len(got) != len(expected):
+        return fail(f"`neighbour_counts` has {len(got)} entries, expected {len(expected)} (one per r_c in "
+                    f"{NEIGHBOUR_R_CUTS_A} Å).")
+    if got == [n + 1 for n in expected]:
+        return fail("each count is one too many: the atom itself is not its own neighbour.")
+    if got == [8 * n for n in expected] or got == [4 * n for n in expected]:
+        return fail("these look like pairs of the whole cell (or counted twice); count the neighbours of one atom.")
+    if max(got) <= len(neighbour_structure()) - 1:
+        return fail("a periodic crystal has more neighbours than the 7 other atoms of the cell: include the periodic "
+                    "images (helpers.descriptors.neighbour_pairs does, with the cell and pbc).")
+    if got != expected:
+        return fail(f"{got} is not right. Count, for atom 0, the pairs (0, j, image) with distance ≤ r_c: e.g. "
+                    "neighbour_pairs(atoms.positions, atoms.cell[:], atoms.pbc, r_cut) and (pairs['i'] == 0).sum().")
+    triplets = [n * (n - 1) // 2 for n in expected]
+    return ok(f"{expected} neighbours for r_c = {', '.join(f'{r:g}' for r in NEIGHBOUR_R_CUTS_A)} Å: each jump is a "
+              "new shell (4 bonds at 2.37 Å, 12 second neighbours at 3.87 Å, 12 at 4.54 Å, 6 + 12 at 5.47 and "
+              f"5.96 Å). The number of neighbour pairs that G4 sums over grows as n(n−1)/2: {triplets[0]} → "
+              f"{triplets[-1]}. A larger r_c sees more of the structure, but the descriptor gets slower and "
+              "longer-ranged.")
+
+
 __all__ = [
     "check_cutoff_value",
     "check_g2_peak",
+    "check_neighbour_counts",
     "check_permutation_invariance",
+    "neighbour_structure",
     "solution_cutoff_value",
     "solution_g2_peak",
+    "solution_neighbour_counts",
     "solution_permutation_invariance",
 ]

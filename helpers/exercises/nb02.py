@@ -3,6 +3,8 @@
 1. ``check_feature_count`` — how many ACSF features a two-element (SiO₂) version of the tuned preset has.
 2. ``check_shell_descriptor`` — a home-made preset whose G2 terms count neighbours in Si's first three shells.
 3. ``check_autograd_forces`` — forces of a toy energy E = Σ_i w · G_i by automatic differentiation.
+4. ``check_g1_vs_cutoff`` — change the cutoff radius of a G1-only preset with dscribe and compare the smooth
+   neighbour count G1 with the plain count of notebook 01.
 """
 
 from __future__ import annotations
@@ -151,13 +153,61 @@ def check_autograd_forces(answer: Any, atoms: Atoms, weights: np.ndarray) -> Che
     return result
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Exercise 4: change the cutoff, watch G1
+# ---------------------------------------------------------------------------------------------------------------------
+G1_R_CUTS_A = (3.0, 4.0, 5.0, 6.0)  # Å, the same cutoffs as exercise 4 of notebook 01
+G1_PLAIN_COUNTS = (4, 16, 28, 46)  # neighbours of one atom of diamond Si (a = 5.47 Å) within those cutoffs
+
+
+def solution_g1_vs_cutoff(r_cuts: tuple[float, ...] = G1_R_CUTS_A) -> list[float]:
+    """G1 of one atom of the perfect diamond cell (``shell_structure()``) for each r_cut (Å), from dscribe."""
+    from helpers.descriptors import ACSFSettings, compute_acsf
+
+    return [float(compute_acsf(shell_structure(), ACSFSettings(species=("Si",), r_cut=r))[0][0, 0]) for r in r_cuts]
+
+
+def check_g1_vs_cutoff(answer: Any) -> CheckResult:
+    """Is ``answer`` the list of G1 values of one atom of perfect diamond Si for r_c = 3, 4, 5, 6 Å?"""
+    expected = np.array(solution_g1_vs_cutoff())
+    if answer is None or answer is Ellipsis:
+        return fail("`g1_values` is still empty: replace the `...` with your code.")
+    if isinstance(answer, dict):
+        answer = [answer.get(r) for r in G1_R_CUTS_A]
+    try:
+        got = np.asarray(answer, dtype=float).ravel()
+    except (TypeError, ValueError):
+        return fail(f"`g1_values` should be a list of four numbers, one per r_c in {G1_R_CUTS_A} Å.")
+    if got.shape != expected.shape:
+        return fail(f"`g1_values` has {got.size} entries, expected {expected.size} (one per r_c in {G1_R_CUTS_A} Å).")
+    if np.allclose(got, G1_PLAIN_COUNTS):
+        return fail("these are the plain neighbour counts of notebook 01. G1 = Σ_j f_c(r_ij) weights each neighbour "
+                    "by the cutoff function: compute it with compute_acsf and ACSFSettings(species=('Si',), r_cut=r).")
+    if np.allclose(got, got[0]) and not np.allclose(expected, expected[0]):
+        return fail("all four values are the same: build a new ACSFSettings with each r_cut (the cutoff is part of "
+                    "the descriptor's settings).")
+    result = check_close(got, expected, name="g1_values", rtol=1e-6, atol=1e-9,
+                         hint="G1 of atom 0: compute_acsf(nb02.shell_structure(), ACSFSettings(species=('Si',), "
+                              "r_cut=r))[0][0, 0] for each r.")
+    if result:
+        shares = ", ".join(f"{g / n:.0%}" for g, n in zip(expected, G1_PLAIN_COUNTS))
+        return ok(f"G1 = {', '.join(f'{g:.2f}' for g in expected)} against {', '.join(map(str, G1_PLAIN_COUNTS))} "
+                  f"neighbours ({shares} of the plain count). The smooth cutoff weights a neighbour less the closer "
+                  "it sits to r_c: at r_c = 3 Å the four bonds at 2.37 Å count only a tenth each. So G1 changes "
+                  "smoothly when an atom crosses the cutoff sphere (no jump in energy or forces), and r_c decides how "
+                  "strongly each shell is felt, not only which shells are seen.")
+    return result
+
+
 __all__ = [
     "check_autograd_forces",
     "check_feature_count",
+    "check_g1_vs_cutoff",
     "check_shell_descriptor",
     "shell_structure",
     "solution_autograd_forces",
     "solution_feature_count",
+    "solution_g1_vs_cutoff",
     "solution_shell_descriptor",
     "toy_structure",
     "toy_weights",
