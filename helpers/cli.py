@@ -305,8 +305,10 @@ def _manifest_split(manifest: dict | None, folder: Path, names: Sequence[str], n
 
 
 def _choose_split(args: argparse.Namespace, n_frames: int, shipped: Any, frames: list | None,
-                  progress: bool) -> dict[str, Any]:
-    """Train/validation/test indices: the manifest's for shipped data, else ``--split`` (see build_parser)."""
+                  say: bool) -> dict[str, Any]:
+    """Train/validation/test indices: the manifest's for shipped data, else ``--split`` (see build_parser). ``say``:
+    print which split was used (also with --quiet: it decides what the test error means)."""
+    progress = say
     method = args.split
     if method in (None, "manifest") and shipped is not None:
         if progress:
@@ -443,7 +445,7 @@ def _validate_train_args(args: argparse.Namespace) -> None:
     _check_paths(inputs, outputs, args.force, replaceable=("--metrics",) if args.resume else ())
 
 
-def _load_arrays(args: argparse.Namespace, progress: bool) -> tuple[Any, dict, dict]:
+def _load_arrays(args: argparse.Namespace, say: bool) -> tuple[Any, dict, dict]:
     import numpy as np
 
     from helpers.training import dataset_from_arrays
@@ -458,11 +460,11 @@ def _load_arrays(args: argparse.Namespace, progress: bool) -> tuple[Any, dict, d
     shipped = None
     if args.desc.parent.resolve() == args.label.parent.resolve():
         shipped = _manifest_split(manifests[0], args.desc.parent, [args.desc.name, args.label.name], full.n_frames)
-    split = _choose_split(args, full.n_frames, shipped, None, progress)
+    split = _choose_split(args, full.n_frames, shipped, None, say)
     return full, split, {"desc": str(args.desc), "label": str(args.label)}
 
 
-def _load_xyz(args: argparse.Namespace, progress: bool) -> tuple[Any, dict, dict, Any]:
+def _load_xyz(args: argparse.Namespace, progress: bool, say: bool) -> tuple[Any, dict, dict, Any]:
     from helpers.training import dataset_from_frames
 
     frames = _read(args.xyz, args, "--xyz")
@@ -481,7 +483,7 @@ def _load_xyz(args: argparse.Namespace, progress: bool) -> tuple[Any, dict, dict
 
         manifest = load_manifest(args.xyz.parent) if (args.xyz.parent / "manifest.json").is_file() else None
         shipped = _manifest_split(manifest, args.xyz.parent, [args.xyz.name], full.n_frames)
-        split = _choose_split(args, full.n_frames, shipped, frames, progress)
+        split = _choose_split(args, full.n_frames, shipped, frames, say)
     return full, split, {"xyz": str(args.xyz), "test": str(args.test) if args.test else None}, test_set
 
 
@@ -517,17 +519,16 @@ def cmd_train(args: argparse.Namespace) -> dict:
     if args.xyz is None:
         full, split, source = _load_arrays(args, rank == 0)
     else:
-        full, split, source, test_set = _load_xyz(args, progress)
+        full, split, source, test_set = _load_xyz(args, progress, rank == 0)
     train_set = full.subset(split["train"])
     val_set = full.subset(split["validation"]) if len(split["validation"]) else None
     if train_set.n_frames == 0:
         raise CLIError("No training frames left after the split; lower --test-fraction/--val-fraction.")
-    _check_split_elements(train_set, {"validation": (val_set, split["validation"]),
-                                      "test": (test_set, None) if test_set is not None else (
-                                          full.subset(split["test"]) if len(split["test"]) else None,
-                                          split["test"])})
+    test_index = None  # frame indices in the --test file are the dataset's own
     if test_set is None:
         test_set = full.subset(split["test"]) if len(split["test"]) else None
+        test_index = split["test"]
+    _check_split_elements(train_set, {"validation": (val_set, split["validation"]), "test": (test_set, test_index)})
     cfg = _train_config(args, train_set.n_frames, train_set.has_forces)
     with_forces = bool(train_set.has_forces and cfg.force_weight > 0)
     n_members = args.committee if args.committee is not None else COMMITTEE_DEFAULTS[
