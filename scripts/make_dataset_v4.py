@@ -486,6 +486,7 @@ def run_round(n: int, picks_per_condition: int, md_ps: float, epochs: int | None
     """Active-learning round ``n`` (≥ 1): train on v3 + v4 rounds < n, committee MD, write the picks as candidates."""
     from helpers.active_learning import select_by_spread
     from helpers.data import load_dataset, load_manifest, load_split
+    from helpers.descriptors import compute_acsf
 
     t0 = time.perf_counter()
     v3, split, manifest = load_dataset(), load_split(), load_manifest()
@@ -504,7 +505,11 @@ def run_round(n: int, picks_per_condition: int, md_ps: float, epochs: int | None
         start = _start_structure(ctype, density, new)
         snaps = committee_md(model, start, temperature, round(md_ps * 1000), 50, seed=1000 * n + c)
         spread = np.array([s.info["spread_mev_per_atom"] for s in snaps])
-        picked = select_by_spread(spread, min(picks_per_condition, len(snaps))) if len(snaps) else []
+        picked = []
+        if snaps:  # largest spread first, skipping near-copies in descriptor space (frame-mean ACSF)
+            features = np.array([g.mean(axis=0) for g in compute_acsf(snaps, settings)])
+            picked = [int(i) for i in select_by_spread(spread, min(picks_per_condition, len(snaps)),
+                                                       features=features)]
         traj = Trajectory64(1100 + 10 * n + c, ctype, f"round{n}", seed=1000 * n + c, temperature_k=temperature,
                             density_g_cm3=density, n_frames=len(picked), interval_fs=50.0)
         _write_picks(traj, [snaps[i] for i in picked])
