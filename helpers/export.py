@@ -9,7 +9,8 @@ network (blocks side by side, output weights divided by K), so LAMMPS runs the c
 
 Files (``export_lammps``): ``<name>.mliap.model`` (``model nn``), ``<name>.mliap.descriptor`` (``descriptor sna``)
 and ``in.lammps``, an NVT MD input of a diamond supercell (or of a ``read_data`` structure) ready to run with
-``lmp -in in.lammps`` (or ``mpirun -np 4 lmp -in in.lammps``) inside the output folder.
+``lmp -in in.lammps`` (or ``mpirun -np 4 lmp -in in.lammps``) inside the output folder. LAMMPS 2025.7.22's ML-IAP
+reserves an (atoms × neighbour pairs) table per MPI rank, so keep to about 4000 atoms per rank (32 768 atoms: 8 ranks).
 
 CLI hooks (for :mod:`helpers.cli`): :func:`add_export_parser` and :func:`cmd_export_lammps`.
 """
@@ -193,6 +194,8 @@ def _in_lammps_text(name: str, species: Sequence[str], *, data_file: str | None,
         f"# NVT molecular dynamics with the HDNNP '{name}' (LAMMPS ML-IAP), written by hdnnp-handson.",
         "# Run inside this folder:  lmp -in in.lammps   or   mpirun -np 4 lmp -in in.lammps",
         "# Change settings on the command line, e.g.  lmp -in in.lammps -var T 900 -var nrep 6 -var steps 5000",
+        "# Big cells: LAMMPS 2025.7.22 ML-IAP reserves an (atoms x neighbour pairs) table per MPI rank (~1.9 GB of",
+        "# address space at 4096 Si atoms per rank, 120 GB at 32768): keep to about 4000 atoms per rank (mpirun -np).",
         f"variable T index {temperature_k:g}          # K",
         f"variable nrep index {supercell}          # diamond cells per edge ({8 * supercell ** 3} atoms)",
         f"variable steps index {steps}",
