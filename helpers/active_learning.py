@@ -119,17 +119,18 @@ def committee_spread(model_or_members: HDNNP | Sequence[HDNNP], data: FrameDatas
     return out
 
 
-def frame_features(dataset: FrameDataset, *, reference: np.ndarray | None = None) -> np.ndarray:
+def frame_features(dataset: FrameDataset, *, reference: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
     """Per-frame mean descriptor (n_frames, F), standardised feature by feature (float64).
 
-    Each feature is centred and divided by its standard deviation over the frames of ``reference`` (default: these
-    frames), so that Euclidean distances weigh every symmetry function alike. Constant features become 0.
+    Each feature is centred and divided by its standard deviation over the frames ``reference`` (indices into
+    ``dataset``, e.g. the pool; default: all frames), so that Euclidean distances weigh every symmetry function alike.
+    Constant features become 0.
     """
     g = dataset.descriptors.detach().cpu().double()
     idx = dataset.frame_index.cpu()
     sums = torch.zeros(len(dataset), g.shape[1], dtype=torch.float64).index_add_(0, idx, g)
     mean = (sums / dataset.n_atoms.cpu().double()[:, None]).numpy()
-    ref = mean if reference is None else np.asarray(reference, dtype=np.float64)
+    ref = mean if reference is None else mean[np.asarray(reference, dtype=np.int64)]
     sd = ref.std(axis=0)
     return (mean - ref.mean(axis=0)) / np.where(sd > 1e-12, sd, 1.0)
 

@@ -145,6 +145,9 @@ def test_frame_features_are_standardised(dataset):
     varying = x.std(axis=0) > 0
     np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=1e-9)
     np.testing.assert_allclose(x.std(axis=0)[varying], 1.0, rtol=1e-9)
+    first = al.frame_features(dataset, reference=range(10))   # scaled by the statistics of frames 0 … 9
+    np.testing.assert_allclose(first[:10].mean(axis=0), 0.0, atol=1e-9)
+    assert not np.allclose(first, x)
 
 
 # --------------------------------------------------------------------------------------------------- pool loop
