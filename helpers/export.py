@@ -264,7 +264,7 @@ def export_lammps(
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(existing)} already exist(s); nothing was written. Choose another folder "
-                              "or name, or pass overwrite=True (CLI: --overwrite).")
+                              "or name, or pass overwrite=True.")
     descriptor_settings = type(settings)(**{**settings.__dict__, "species": tuple(species),
                                             "radii": tuple(settings.radii[settings.species.index(s)] for s in species),
                                             "weights": tuple(settings.weights[settings.species.index(s)]
@@ -322,12 +322,17 @@ def predict_frame(model: HDNNP, atoms: Any, *, dtype: torch.dtype = torch.float6
 
 
 def write_predictions(model: HDNNP | str | os.PathLike, frames: Sequence[Any], path: str | os.PathLike, *,
-                      overwrite: bool = False) -> Path:
+                      overwrite: bool = False, energies_ev: Any = None, forces_ev_per_a: Any = None) -> Path:
     """Write the model's energies and forces of ``frames`` to an extxyz file at ``path``.
 
     Each frame carries the predictions as its energy/forces (a SinglePointCalculator), and its reference labels, when
     it had any, as ``info["ref_energy"]`` (eV) and ``arrays["ref_forces"]`` (eV/Å); ``info["energy_per_atom_ev"]``
     holds the predicted energy per atom. Refuses to overwrite an existing file unless ``overwrite=True``.
+
+    Args:
+        energies_ev, forces_ev_per_a: predictions already made (``helpers.training.predict(...)["energy_ev"]`` and
+            ``["forces_ev_per_a"]``, (n_frames,) and (Σ n_atoms, 3), frames in order) — then the model is not run
+            again; forces None → only energies are written. Default: :func:`predict_frame` for every frame.
     """
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.io import write
@@ -335,20 +340,33 @@ def write_predictions(model: HDNNP | str | os.PathLike, frames: Sequence[Any], p
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; choose another file name or pass overwrite=True.")
-    model = _as_model(model)
+    frames = list(frames)
+    sizes = [len(a) for a in frames]
+    if energies_ev is not None:
+        energies = np.asarray(energies_ev, dtype=np.float64).reshape(-1)
+        if len(energies) != len(frames):
+            raise ValueError(f"energies_ev has {len(energies)} values for {len(frames)} frames.")
+        forces_all = None if forces_ev_per_a is None else np.asarray(forces_ev_per_a, dtype=np.float64)
+        if forces_all is not None and forces_all.shape != (sum(sizes), 3):
+            raise ValueError(f"forces_ev_per_a has shape {forces_all.shape}, expected ({sum(sizes)}, 3).")
+        offsets = np.cumsum([0, *sizes])
+        results = [(float(energies[k]), None if forces_all is None else forces_all[offsets[k]:offsets[k + 1]])
+                   for k in range(len(frames))]
+    else:
+        model = _as_model(model)
+        results = [predict_frame(model, atoms) for atoms in frames]
     out = []
-    for atoms in frames:
-        energy, forces = predict_frame(model, atoms)
+    for atoms, (energy, forces) in zip(frames, results):
         copy_ = atoms.copy()
         copy_.calc = None
         if atoms.calc is not None:
-            results = getattr(atoms.calc, "results", {}) or {}
-            if "energy" in results:
-                copy_.info["ref_energy"] = float(results["energy"])
-            if "forces" in results:
-                copy_.arrays["ref_forces"] = np.asarray(results["forces"], dtype=np.float64)
+            labels = getattr(atoms.calc, "results", {}) or {}
+            if "energy" in labels:
+                copy_.info["ref_energy"] = float(labels["energy"])
+            if "forces" in labels:
+                copy_.arrays["ref_forces"] = np.asarray(labels["forces"], dtype=np.float64)
         copy_.info["energy_per_atom_ev"] = energy / len(atoms)
-        copy_.calc = SinglePointCalculator(copy_, energy=energy, forces=forces)
+        copy_.calc = SinglePointCalculator(copy_, energy=energy, **({} if forces is None else {"forces": forces}))
         out.append(copy_)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -421,7 +439,8 @@ def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--supercell", type=int, default=4, help="diamond cells per edge in in.lammps")
     p.add_argument("--temperature", type=float, default=300.0, help="NVT temperature in K")
     p.add_argument("--steps", type=int, default=1000, help="MD steps in in.lammps")
-    p.add_argument("--overwrite", action="store_true", help="replace existing files in --out")
+    p.add_argument("--force", "--overwrite", dest="overwrite", action="store_true",
+                   help="replace existing files in --out (as --force does for train and evaluate)")
     p.set_defaults(func=cmd_export_lammps)
     return p
 

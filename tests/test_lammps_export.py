@@ -243,6 +243,10 @@ def test_write_predictions_and_cli_hook(trained, tmp_path):
     assert back[0].info["ref_energy"] == pytest.approx(test_frames[0].get_potential_energy())
     with pytest.raises(FileExistsError):
         write_predictions(model, test_frames[:1], path)
+    given = write_predictions(None, test_frames[:2], tmp_path / "given.extxyz", energies_ev=[1.0, 2.0],
+                              forces_ev_per_a=np.arange(48.0).reshape(16, 3))  # predictions made elsewhere
+    again = read(given, ":")
+    assert again[1].get_potential_energy() == 2.0 and again[1].get_forces()[0, 0] == 24.0
 
     parser = argparse.ArgumentParser()
     add_export_parser(parser.add_subparsers(dest="command"))

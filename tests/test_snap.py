@@ -50,6 +50,14 @@ def test_bad_settings_are_refused(kwargs, match):
         SNAPSettings(**kwargs)
 
 
+def test_settings_from_dict_dispatches_on_the_type():
+    from helpers.descriptors import TUNED_ACSF
+    from helpers.snap import settings_from_dict
+
+    assert settings_from_dict(SI_SNAP.to_dict()) == SI_SNAP
+    assert settings_from_dict(TUNED_ACSF.to_dict()) == TUNED_ACSF
+
+
 def test_from_dict_refuses_acsf_and_inconsistent_counts():
     with pytest.raises(ValueError, match="not 'snap'"):
         SNAPSettings.from_dict({"type": "acsf", "species": ["Si"]})
