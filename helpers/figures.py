@@ -159,7 +159,8 @@ def plot_structures(structures: Mapping[str, Any], *, rotation: str = "10x,-20y"
                     show_cell: bool = True, ncols: int | None = None, panel_size: float = 3.2) -> Figure:
     """One panel per structure (``{title: ase.Atoms}``), drawn with ``ase.visualize.plot.plot_atoms``.
 
-    ``rotation`` is ASE's view rotation (e.g. ``"10x,-20y"``), ``radii`` the drawn atomic radius in Å."""
+    ``rotation`` is ASE's view rotation (e.g. ``"10x,-20y"``); ``radii`` scales ASE's covalent radii (0.5: atoms
+    drawn at half their covalent radius, so that neighbours do not hide each other)."""
     from ase import Atoms
     from ase.visualize.plot import plot_atoms
 
