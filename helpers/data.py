@@ -292,7 +292,7 @@ def verify_checksums(data_dir: str | os.PathLike | None = None, names: Iterable[
         if not path.is_file():
             raise DataFileNotFoundError(
                 f"{path} is missing (the manifest expects sha256 {expected}). "
-                "Restore it (git checkout data/ or download it again) or regenerate it with scripts/make_dataset.py."
+                "Restore it with `git checkout data/` in the repository (or download the data folder again)."
             )
         actual = sha256_file(path)
         if actual != expected:
