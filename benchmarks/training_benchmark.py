@@ -39,6 +39,58 @@ from helpers.cli import COMMITTEE_DEFAULTS, DEFAULT_HIDDEN, ENERGY_ONLY_DEFAULTS
 from helpers.descriptors import ACSFSettings  # noqa: E402
 from helpers.training import TrainConfig, build_model, dataset_from_arrays, dataset_from_frames, evaluate, train  # noqa: E402,E501
 
+#: The 64-atom lecture-format set (issue 16): Tersoff MD of a 2×2×2 diamond supercell at these temperatures (K), one
+#: seeded Langevin trajectory each, ``TERSOFF_FRAMES`` frames every ``TERSOFF_STRIDE`` steps of 2 fs after a warm-up.
+TERSOFF_TEMPERATURES_K = (300, 600, 900, 1200, 1500)
+TERSOFF_FRAMES, TERSOFF_STRIDE, TERSOFF_WARMUP = 32, 8, 40
+TERSOFF_CACHE = REPO_ROOT / "build" / "tersoff64_lecture_acsf.npz"
+
+
+def tersoff_lecture_set(cache: Path | None = TERSOFF_CACHE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lecture-format arrays of 64-atom Tersoff MD frames with the lecture's 11 ACSF (``LECTURE_ACSF``).
+
+    Returns ``desc`` float32 (n_frames, 64, 11), ``label`` float32 eV/atom and the trajectory id of every frame.
+    Deterministic (seeded velocities and Langevin noise); 3–7 minutes of Tersoff MD on one core, cached in
+    ``build/`` (delete the file to regenerate).
+    """
+    if cache is not None and cache.is_file():
+        data = np.load(cache)
+        return data["desc"], data["label"], data["trajectory"]
+    from ase import units
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    from helpers.descriptors import LECTURE_ACSF, lecture_arrays
+    from helpers.potentials import tersoff_si
+
+    frames, trajectory = [], []
+    for k, temperature in enumerate(TERSOFF_TEMPERATURES_K):
+        atoms = bulk("Si", "diamond", a=5.431, cubic=True) * (2, 2, 2)
+        atoms.calc = tersoff_si()
+        rng = np.random.default_rng(1000 + k)
+        MaxwellBoltzmannDistribution(atoms, temperature_K=2 * temperature, rng=rng)  # half goes into the potential
+        Stationary(atoms)
+        atoms.set_constraint(FixCom())
+        dyn = Langevin(atoms, timestep=2.0 * units.fs, temperature_K=temperature, friction=0.02 / units.fs,
+                       fixcm=False, rng=rng)
+        dyn.run(TERSOFF_WARMUP)
+        for _ in range(TERSOFF_FRAMES):
+            dyn.run(TERSOFF_STRIDE)
+            frame = atoms.copy()
+            frame.set_constraint()
+            frame.calc = SinglePointCalculator(frame, energy=atoms.get_potential_energy())
+            frames.append(frame)
+            trajectory.append(k)
+    desc, label = lecture_arrays(frames, LECTURE_ACSF)
+    trajectory_ids = np.asarray(trajectory)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, desc=desc, label=label, trajectory=trajectory_ids)
+    return desc, label, trajectory_ids
+
 
 def quadratic_ridge(desc: np.ndarray, label: np.ndarray, split: dict) -> tuple[float, float]:
     """Test RMSE (meV/atom) and fit time (s) of ridge regression on mean features and mean pairwise products."""
@@ -66,6 +118,111 @@ def quadratic_ridge(desc: np.ndarray, label: np.ndarray, split: dict) -> tuple[f
     return rmse, seconds
 
 
+def ridge_split(n_frames: int) -> dict:
+    """The split of the Tersoff set: random 80/10/10 over frames, seed 0 (as the lecture split desc.npy)."""
+    from helpers.data import random_split
+
+    return random_split(n_frames, seed=0)
+
+
+def energy_only_run(desc: np.ndarray, label: np.ndarray, split: dict, seed: int, epochs: int,
+                    input_scaling: str = "whiten", floor: float | None = None) -> float:
+    """Test energy RMSE (meV/atom) of the energies-only CLI defaults with one seed (optionally another floor)."""
+    import helpers.model as model_module
+
+    arrays = dataset_from_arrays(desc, label)
+    tr, va, te = (arrays.subset(split[k]) for k in ("train", "validation", "test"))
+    old_floor = model_module.WHITENING_EIGENVALUE_FLOOR
+    if floor is not None:
+        model_module.WHITENING_EIGENVALUE_FLOOR = floor
+    try:
+        torch.manual_seed(seed)
+        model = build_model(tr, hidden=DEFAULT_HIDDEN)
+        cfg = TrainConfig(**{**ENERGY_ONLY_DEFAULTS, "epochs": epochs,
+                             "batch_size": min(ENERGY_ONLY_DEFAULTS["batch_size"], tr.n_frames)},
+                          force_weight=0.0, eval_every=epochs, seed=seed, input_scaling=input_scaling)
+        train(model, tr, va, cfg, progress=False)
+    finally:
+        model_module.WHITENING_EIGENVALUE_FLOOR = old_floor
+    return float(evaluate(model, te)["energy_rmse_mev_per_atom"])
+
+
+def force_run(full, split: dict, seed: int, epochs: int, input_scaling: str, floor: float | None = None
+              ) -> tuple[float, float]:
+    """Test energy (meV/atom) and force (meV/Å) RMSE of one energy + force model (FORCE_DEFAULTS) with one seed."""
+    import helpers.model as model_module
+
+    ftr, fva, fte = (full.subset(split[k]) for k in ("train", "validation", "test"))
+    old_floor = model_module.WHITENING_EIGENVALUE_FLOOR
+    if floor is not None:
+        model_module.WHITENING_EIGENVALUE_FLOOR = floor
+    try:
+        torch.manual_seed(seed)
+        model = build_model(ftr, hidden=DEFAULT_HIDDEN)
+        cfg = TrainConfig(**{**FORCE_DEFAULTS, "epochs": epochs,
+                             "batch_size": min(FORCE_DEFAULTS["batch_size"], ftr.n_frames)},
+                          eval_every=epochs, seed=seed, input_scaling=input_scaling)
+        train(model, ftr, fva, cfg, progress=False)
+    finally:
+        model_module.WHITENING_EIGENVALUE_FLOOR = old_floor
+    m = evaluate(model, fte)
+    return float(m["energy_rmse_mev_per_atom"]), float(m["force_rmse_mev_per_a"])
+
+
+#: Input scalings compared by ``--scaling-study``: (name, TrainConfig.input_scaling, whitening eigenvalue floor).
+SCALING_VARIANTS = (("whiten, floor 1e-7 (before issue 16)", "whiten", 1e-7),
+                    ("whiten, floor 1e-6", "whiten", 1e-6),
+                    ("whiten, floor 1e-5", "whiten", 1e-5),
+                    ("whiten, floor 1e-4", "whiten", 1e-4),
+                    ("whiten, floor 1e-3", "whiten", 1e-3),
+                    ("standardise", "standardise", None))
+
+
+def _mean_sd(values: list[float]) -> str:
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+FORCE_STUDY_FLOORS = (1e-7, 1e-4, None)  # the force runs are slower: the old floor, the new one, standardisation
+
+
+def scaling_study(seeds: list[int], epochs: int, force_epochs: int, parts: list[str]) -> list[str]:
+    """Markdown lines: test RMSE (mean ± sd over ``seeds``) of every input scaling on the lecture-format sets
+    (``"energy"`` in ``parts``) and of energies + forces on the 33 ACSF of the shipped data (``"forces"``)."""
+    lines: list[str] = []
+    if "energy" in parts:
+        lines += _energy_scaling_study(seeds, epochs)
+    if "forces" in parts:
+        frames = load_dataset()
+        settings = ACSFSettings.from_dict(load_manifest()["descriptor"])
+        full = dataset_from_frames(frames, settings, with_forces=True, progress=False)
+        lines += ["", "| input scaling | energies + forces, 33 ACSF: test E (meV/atom) | test F (meV/Å) |",
+                  "|---|---|---|"]
+        for name, scaling, floor in SCALING_VARIANTS:
+            if floor not in FORCE_STUDY_FLOORS:
+                continue
+            runs = [force_run(full, load_split(), seed, force_epochs, scaling, floor) for seed in seeds]
+            lines.append(f"| {name} | {_mean_sd([r[0] for r in runs])} | {_mean_sd([r[1] for r in runs])} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
+def _energy_scaling_study(seeds: list[int], epochs: int) -> list[str]:
+    desc, label = load_lecture_arrays()
+    sets = {"data/desc.npy (8 atoms, 33 ACSF)": (desc, label, load_split())}
+    t_desc, t_label, _ = tersoff_lecture_set()
+    sets["Tersoff MD (64 atoms, 11 lecture ACSF)"] = (t_desc, t_label, ridge_split(len(t_label)))
+    lines = ["| input scaling | " + " | ".join(f"{name}: E" for name in sets) + " |",
+             "|---|" + "---|" * len(sets)]
+    ridge = [quadratic_ridge(*data)[0] for data in sets.values()]
+    lines.append("| quadratic ridge baseline | " + " | ".join(f"{r:.2f}" for r in ridge) + " |")
+    for name, scaling, floor in SCALING_VARIANTS:
+        cells = [_mean_sd([energy_only_run(d, lab, sp, seed, epochs, scaling, floor) for seed in seeds])
+                 for d, lab, sp in sets.values()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 CRYSTALLINE = "all crystalline (md, strain, eos)"
 
 
@@ -90,7 +247,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="overwrite --out")
     parser.add_argument("--save-models", type=Path, default=None,
                         help="folder to save the energy + force models in (for benchmarks/label_noise.py --predict)")
+    parser.add_argument("--scaling-study", action="store_true",
+                        help="only compare input scalings (whitening floors, standardisation) over --seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --scaling-study")
+    parser.add_argument("--study-parts", nargs="+", choices=["energy", "forces"], default=["energy", "forces"],
+                        help="--scaling-study: energies-only runs on the lecture-format sets, energy + force runs")
     args = parser.parse_args(argv)
+    if args.scaling_study:
+        torch.set_num_threads(args.threads)
+        lines = scaling_study(args.seeds, args.epochs, args.force_epochs, args.study_parts)
+        print("\n".join(lines))
+        return 0
     if args.out is not None and args.out.exists() and not args.force:
         parser.error(f"{args.out} exists; pass --force to overwrite it.")
     torch.set_num_threads(args.threads)
@@ -124,6 +291,16 @@ def main(argv: list[str] | None = None) -> int:
 
     ridge_rmse, ridge_s = quadratic_ridge(desc, label, split)
     rows.append(("quadratic ridge baseline", ridge_rmse, None, ridge_s))
+
+    # the 64-atom lecture-format set (Tersoff MD, the lecture's 11 ACSF): defaults against the ridge baseline
+    t_desc, t_label, _ = tersoff_lecture_set()
+    t_split = ridge_split(len(t_label))
+    t0 = time.perf_counter()
+    t_ours = energy_only_run(t_desc, t_label, t_split, 0, args.epochs)
+    rows.append((f"Tersoff MD set ({len(t_label)} frames × 64 atoms, 11 lecture ACSF): helpers defaults, energies only",
+                 t_ours, None, time.perf_counter() - t0))
+    t_ridge, t_ridge_s = quadratic_ridge(t_desc, t_label, t_split)
+    rows.append(("Tersoff MD set: quadratic ridge baseline", t_ridge, None, t_ridge_s))
 
     by_type: dict[str, dict] = {}
     energy_by_type = {}

@@ -95,8 +95,8 @@ def test_presets_have_lecture_feature_counts():
     assert len(set(TUNED_ACSF.g4_params)) == 16
     assert TUNED_ACSF.to_dscribe().get_number_of_features() == 33
     assert LECTURE_ACSF.to_dscribe().get_number_of_features() == 11
-    assert DENSE_ACSF.n_features == DENSE_ACSF.to_dscribe().get_number_of_features() == 54
-    assert len(set(DENSE_ACSF.g2_params)) == 21 and len(set(DENSE_ACSF.g4_params)) == 32
+    assert DENSE_ACSF.n_features == DENSE_ACSF.to_dscribe().get_number_of_features() == 50
+    assert len(set(DENSE_ACSF.g2_params)) == 21 and len(set(DENSE_ACSF.g4_params)) == 28
     assert BINARY.to_dscribe().get_number_of_features() == BINARY.n_features == 2 * 4 + 3 * 3
     assert len(BINARY.feature_labels()) == BINARY.n_features
 
@@ -396,3 +396,44 @@ def test_slab_with_zero_c_vector_equals_the_slab_with_vacuum():
     flat.pbc = True  # periodic along a zero vector: still an error
     with pytest.raises(ValueError, match="zero volume"):
         compute_acsf(flat, TUNED_ACSF)
+
+
+def _g4_identity_pairs(settings: ACSFSettings) -> list[float]:
+    """The η for which G4(η,2,+1) − G4(η,2,−1) = G4(η,1,+1) − G4(η,1,−1) holds (all four terms present)."""
+    params = set(settings.g4_params)
+    etas = sorted({p[0] for p in params})
+    return [e for e in etas if all((e, z, lam) in params for z in (1.0, 2.0) for lam in (1.0, -1.0))]
+
+
+def test_g4_identity_and_which_presets_have_it(real_data_dir):
+    """Issue 16: for every η, G4(ζ=2,+1) − G4(ζ=2,−1) = G4(ζ=1,+1) − G4(ζ=1,−1) exactly. The training default
+    DENSE_ACSF and the lecture preset are free of it; TUNED_ACSF keeps it (it defines data/desc.npy)."""
+    from helpers.data import load_dataset
+
+    frames = load_dataset(real_data_dir)[::40]
+    assert _g4_identity_pairs(TUNED_ACSF) == [0.0, 0.1]
+    g = np.concatenate([_torch_g(a, TUNED_ACSF) for a in frames])
+    labels = TUNED_ACSF.feature_labels()
+    for eta in (0, 0.1):
+        col = {(z, lam): labels.index(f"G4[Si-Si](eta={eta:g},zeta={z},lambda={lam:+d})")
+               for z in (1, 2) for lam in (1, -1)}
+        lhs = g[:, col[2, 1]] - g[:, col[2, -1]]
+        rhs = g[:, col[1, 1]] - g[:, col[1, -1]]
+        np.testing.assert_allclose(lhs, rhs, rtol=1e-12, atol=1e-12 * np.abs(g[:, col[1, 1]]).max())
+    assert _g4_identity_pairs(DENSE_ACSF) == [] and _g4_identity_pairs(LECTURE_ACSF) == []
+
+
+@pytest.mark.parametrize("name", ["lecture", "dense"])
+def test_training_presets_have_full_column_rank_on_the_shipped_frames(real_data_dir, name):
+    """No exactly redundant symmetry functions: the angular block (and, for the lecture preset, every column) has
+    full numerical rank over the shipped frames. (The 6 broad shifted G2 of DENSE_ACSF, η = 0.1 Å⁻², are nearly
+    collinear among themselves — relative singular value ~1e-16 — but not by an identity; they are left as measured.)"""
+    from helpers.data import load_dataset
+
+    settings = {"lecture": LECTURE_ACSF, "dense": DENSE_ACSF}[name]
+    frames = load_dataset(real_data_dir)[::25]
+    g = np.concatenate([_torch_g(a, settings) for a in frames])
+    columns = slice(None) if name == "lecture" else slice(settings.n_radial, None)
+    block = g[:, columns] / np.linalg.norm(g[:, columns], axis=0)
+    singular = np.linalg.svd(block, compute_uv=False)
+    assert singular.min() / singular.max() > 1e-9, f"{name}: numerically rank deficient ({singular[-3:]})"
