@@ -62,7 +62,9 @@ define NO_CUDA_CHECK
 import json, sys
 report = json.load(open(sys.argv[1]))
 picked = [(i["metadata"]["name"], i["metadata"]["version"]) for i in report["install"]]
-bad = [f"{n}=={v}" for n, v in picked if n.lower().startswith(("nvidia-", "triton")) or (n.lower() == "torch" and "+cu" in v)]
+# nvidia-ml-py / nvidia-ml-py3 (pynvml, pulled by chgnet) are small pure-Python NVML bindings, not CUDA.
+cuda = lambda n: n.startswith(("nvidia-", "triton")) and not n.startswith("nvidia-ml-py")
+bad = [f"{n}=={v}" for n, v in picked if cuda(n.lower()) or (n.lower() == "torch" and "+cu" in v)]
 torch = [v for n, v in picked if n.lower() == "torch"]
 if bad:
     sys.exit("Refusing to install CUDA packages on a machine without an NVIDIA GPU: " + ", ".join(bad) + "\n"
