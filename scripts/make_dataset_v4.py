@@ -310,9 +310,12 @@ def planned_jobs(plan: tuple[Trajectory64, ...]) -> list[Job]:
     return unique
 
 
-def run_job(job: Job) -> float:
-    """Label one job with GPAW; writes labels/<job.out>. Returns the wall time in seconds (runs in a worker)."""
+def run_job(job: Job, calculator: str = "gpaw", root: str | None = None) -> float:
+    """Label one job with GPAW (or Tersoff, for DFT-free smoke tests); writes labels/<job.out>. Returns the wall time
+    in seconds (runs in a worker)."""
     os.environ["OMP_NUM_THREADS"] = "1"
+    if root is not None:
+        set_root(root)
     from ase.io import read
 
     from make_dataset import _plain
@@ -321,18 +324,24 @@ def run_job(job: Job) -> float:
     settings = dft_settings(job.mesh)
     txt = label_path(job).with_suffix(".gpaw.txt")  # GPAW's log while the job runs (kept if it fails)
     txt.parent.mkdir(parents=True, exist_ok=True)
-    atoms.calc = settings.gpaw_calculator(txt=str(txt))
+    if calculator == "gpaw":
+        atoms.calc = settings.gpaw_calculator(txt=str(txt))
+    else:
+        from helpers.potentials import tersoff_si
+
+        atoms.calc = tersoff_si()
     t0 = time.perf_counter()
-    energy = atoms.get_potential_energy(force_consistent=True)
+    energy = atoms.get_potential_energy(**({"force_consistent": True} if calculator == "gpaw" else {}))
     forces, stress = atoms.get_forces(), atoms.get_stress(voigt=True)
     info = {k: v for k, v in atoms.info.items()}
     info.setdefault("config_type", "crystal64_perfect")
     record = {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
               "cell": atoms.cell.array.tolist(), "pbc": atoms.pbc.tolist(), "info": info,
               "energy_ev": float(energy), "forces_ev_per_a": forces.tolist(), "stress_ev_per_a3": stress.tolist(),
-              "wall_time_s": time.perf_counter() - t0, "calculator": "gpaw", "kpts": job.mesh,
-              "n_kpoints_irreducible": int(len(atoms.calc.wfs.kd.ibzk_kc)),
-              "dft": asdict(settings), "labelled_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+              "wall_time_s": time.perf_counter() - t0, "calculator": calculator, "kpts": job.mesh,
+              "n_kpoints_irreducible": int(len(atoms.calc.wfs.kd.ibzk_kc)) if calculator == "gpaw" else None,
+              "dft": asdict(settings) if calculator == "gpaw" else None,
+              "labelled_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_text_atomic(label_path(job), json.dumps(record, default=_plain))
     txt.unlink(missing_ok=True)
     return record["wall_time_s"]
@@ -342,7 +351,13 @@ def ready(job: Job) -> bool:
     return not job.source or (V4_DIR / "candidates" / job.source).exists()
 
 
-def run_labelling(plan: tuple[Trajectory64, ...], workers: int, watch: bool) -> None:
+def set_root(path: str | os.PathLike) -> None:
+    """Use another folder than data/v4 (tests, trial runs)."""
+    global V4_DIR
+    V4_DIR = Path(path)
+
+
+def run_labelling(plan: tuple[Trajectory64, ...], workers: int, watch: bool, calculator: str = "gpaw") -> None:
     """Label every planned job not yet done, in priority order, ``workers`` at a time; with ``watch``, wait for
     candidate files that are still being sampled."""
     running: dict = {}
@@ -351,7 +366,7 @@ def run_labelling(plan: tuple[Trajectory64, ...], workers: int, watch: bool) -> 
         while True:
             todo = [j for j in planned_jobs(plan) if not label_path(j).exists() and j.out not in started]
             for job in [j for j in todo if ready(j)][: max(0, workers - len(running))]:
-                running[pool.submit(run_job, job)] = job
+                running[pool.submit(run_job, job, calculator, str(V4_DIR))] = job
                 started.add(job.out)
                 print(f"{time.strftime('%H:%M:%S')} started {job.out}", flush=True)
             if not running:
@@ -482,14 +497,17 @@ def fixed_test_errors(model, settings, test_frames: list) -> dict[str, Any]:
                             pred["forces_ev_per_a"], ref["forces_ev_per_a"], ds.frame_index.numpy())
 
 
-def run_round(n: int, picks_per_condition: int, md_ps: float, epochs: int | None) -> dict[str, Any]:
-    """Active-learning round ``n`` (≥ 1): train on v3 + v4 rounds < n, committee MD, write the picks as candidates."""
+def run_round(n: int, picks_per_condition: int, md_ps: float, epochs: int | None,
+              v3_every: int = 1) -> dict[str, Any]:
+    """Active-learning round ``n`` (≥ 1): train on v3 + v4 rounds < n, committee MD, write the picks as candidates.
+    ``v3_every`` > 1 keeps every k-th 8-atom frame only (smoke tests)."""
     from helpers.active_learning import select_by_spread
     from helpers.data import load_dataset, load_manifest, load_split
     from helpers.descriptors import compute_acsf
 
     t0 = time.perf_counter()
-    v3, split, manifest = load_dataset(), load_split(), load_manifest()
+    v3, manifest = load_dataset(), load_manifest()
+    split = {k: v[::v3_every] for k, v in load_split().items()}
     shift = energy_shift_ev_per_atom(manifest)
     new = labelled_frames({f"round{k}" for k in range(n)}, shift)
     train = [v3[i] for i in split["train"]] + new
@@ -561,7 +579,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=None, help="round: training epochs (default: the CLI's)")
     p.add_argument("--workers", type=int, default=2, help="DFT worker processes, each single-threaded (default 2)")
     p.add_argument("--watch", action="store_true", help="label: wait for candidates still being sampled")
+    p.add_argument("--calculator", choices=("gpaw", "tersoff"), default="gpaw",
+                   help="label: GPAW (the dataset) or Tersoff (a DFT-free trial of the pipeline; use another --dir)")
+    p.add_argument("--dir", default=None, help="work folder (default data/v4)")
     args = p.parse_args(argv)
+    if args.dir is not None:
+        set_root(args.dir)
+    elif args.calculator != "gpaw":
+        raise SystemExit("--calculator tersoff writes labels that are not DFT: give a --dir other than data/v4")
     if args.stage == "plan":
         for t in PLAN:
             print(t.name, t.split, f"{t.temperature_k:.0f} K", f"{t.density_g_cm3:.3f} g/cm³", t.n_frames, "frames",
@@ -570,7 +595,7 @@ def main(argv: list[str] | None = None) -> None:
         run_sampling(PLAN)
     elif args.stage == "label":
         try:
-            run_labelling(PLAN, args.workers, args.watch)
+            run_labelling(PLAN, args.workers, args.watch, args.calculator)
         except KeyboardInterrupt:
             raise SystemExit("interrupted: finished frames are kept in data/v4/labels; re-run to continue") from None
     elif args.stage == "round":

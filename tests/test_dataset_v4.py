@@ -1,0 +1,112 @@
+"""Dataset v4 pipeline (scripts/make_dataset_v4.py), DFT-free: fake candidates, Tersoff labels, one AL round."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def v4():
+    spec = importlib.util.spec_from_file_location("make_dataset_v4", REPO / "scripts" / "make_dataset_v4.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["make_dataset_v4"] = mod
+    spec.loader.exec_module(mod)
+    yield mod
+    mod.set_root(REPO / "data" / "v4")
+
+
+def _fake_candidates(mod, root: Path, plan) -> None:
+    """Rattled crystals (and crystals minus one atom) in place of sampled MD frames: same files, same info."""
+    from ase.io import write
+
+    mod.set_root(root)
+    rng = np.random.default_rng(0)
+    for t in plan:
+        frames = []
+        for k in range(t.n_frames):
+            a = mod.crystal64()
+            if t.config_type == "vacancy":
+                del a[0]
+            a.positions += rng.normal(0, 0.05, a.positions.shape)
+            a.info.update({"trajectory": t.trajectory, "config_type": t.config_type, "split": t.split,
+                           "frame_in_trajectory": k})
+            frames.append(a)
+        mod.candidate_path(t).parent.mkdir(parents=True, exist_ok=True)
+        write(mod.candidate_path(t), frames, format="extxyz")
+
+
+def test_plan_is_fixed_and_test_trajectories_are_separate(v4):
+    ids = [t.trajectory for t in v4.PLAN]
+    assert len(ids) == len(set(ids))
+    test = {t.trajectory for t in v4.PLAN if t.split == "test"}
+    assert {t.config_type for t in v4.PLAN if t.split == "test"} == {"liquid", "amorphous", "crystal64", "vacancy"}
+    # the loop's committee-MD conditions never equal a test trajectory's (type, temperature, density)
+    test_conditions = {(t.config_type, t.temperature_k, round(t.density_g_cm3, 3)) for t in v4.PLAN
+                       if t.trajectory in test}
+    assert not test_conditions & {(c, temp, round(d, 3)) for c, temp, d in v4.AL_CONDITIONS}
+    for t in v4.PLAN:
+        if t.config_type == "liquid":
+            assert abs(t.density_g_cm3 / 2.57 - 1) <= 0.05  # liquid density within ±5 %
+        if t.config_type == "amorphous":
+            assert 2.28 <= t.density_g_cm3 <= 2.33
+
+
+def test_job_order_puts_energy_zero_and_kmesh_check_first(v4):
+    jobs = v4.planned_jobs(v4.PLAN)
+    assert jobs[0] == v4.reference_job(v4.PRODUCTION_KPTS)
+    assert {j.mesh for j in jobs[:6]} == {2, 3}
+    assert len({j.out for j in jobs}) == len(jobs)
+    first_round0 = next(i for i, j in enumerate(jobs) if "traj101" in j.out and j.mesh == 2)
+    assert all("traj100" in j.out or "reference" in j.out for j in jobs[:first_round0])
+
+
+def test_crystal64_density_and_cell_edge_longer_than_cutoff(v4):
+    a = v4.crystal64(2.57)
+    assert len(a) == 64
+    assert abs(64 * v4.SI_MASS_G / a.get_volume() * 1e24 - 2.57) < 1e-9
+    assert a.cell.lengths().min() > 6.0
+    assert v4.coordination(v4.crystal64()) == pytest.approx(4.0)
+
+
+def test_tersoff_labelling_resumes_and_one_round_runs(v4, tmp_path, monkeypatch):
+    import torch
+
+    torch.set_num_threads(1)
+    plan = tuple(t for t in v4.PLAN if t.split in ("test", "round0"))
+    _fake_candidates(v4, tmp_path, plan)
+    jobs = v4.planned_jobs(plan)
+    # label only the first three jobs in this process, then check that the rest is what is left to do
+    for job in jobs[:3]:
+        v4.run_job(job, "tersoff")
+    left = [j for j in jobs if not v4.label_path(j).exists()]
+    assert len(left) == len(jobs) - 3
+    record = json.loads(v4.label_path(jobs[1]).read_text())
+    assert record["calculator"] == "tersoff" and len(record["forces_ev_per_a"]) == 64
+    for job in left:
+        v4.run_job(job, "tersoff")
+    st = v4.status(plan)
+    assert st["jobs_done"] == st["jobs_planned"] == len(jobs)
+
+    rec = v4.run_round(1, picks_per_condition=2, md_ps=0.1, epochs=2, v3_every=40)
+    assert rec["n_train_frames"]["64-atom (v4)"] == sum(t.n_frames for t in plan if t.split == "round0")
+    assert set(rec["test_errors_64_atom"]) == {"liquid", "amorphous", "crystal64", "vacancy"}
+    assert len(rec["md"]) == len(v4.AL_CONDITIONS)
+    picks = sorted((tmp_path / "candidates").glob("traj11*.extxyz"))
+    assert picks, "the round wrote no picks"
+    from ase.io import read
+
+    for p in picks:
+        frames = read(p, ":")
+        assert all(f.info["split"] == "round1" for f in frames)
+        assert len(frames) <= 2
+    # the picks are now labelling jobs, and the record is on disk
+    assert {p.stem for p in picks} <= {j.out.rsplit("_f", 1)[0] for j in v4.planned_jobs(plan)}
+    assert json.loads((tmp_path / "rounds.json").read_text())[0]["round"] == 1
