@@ -11,8 +11,11 @@ Rows (same manifest split, test set never used for any choice):
 1. lecture recipe: one tanh network n_features-20-20-1 on raw descriptors, per-atom MSE, Adam 1e-3, batch 100 frames,
    ``--lecture-epochs`` epochs (the lecture used 5000);
 2. helpers defaults, energies only (what ``python -m helpers train --desc --label`` does): 64×64 SiLU, PCA
-   whitening, reference energies, Adam with cosine decay (``helpers.cli.ENERGY_ONLY_DEFAULTS``), all epochs;
-3. quadratic ridge regression on per-frame mean features and their pairwise products (α chosen on validation);
+   whitening, reference energies, a frozen quadratic ridge baseline that the networks correct
+   (``helpers.cli.BASELINE_DEFAULTS``), Adam with cosine decay, best-validation weights
+   (``helpers.cli.ENERGY_ONLY_DEFAULTS``);
+3. quadratic ridge regression on per-frame mean features and their pairwise products (α chosen on validation, the
+   constant not shrunk);
 4. energies + forces with one model on the 33 ACSF of ``desc.npy`` (descriptor Jacobians from the torch ACSF,
    ``helpers.cli.FORCE_DEFAULTS``);
 5. energies + forces as ``python -m helpers train --xyz`` does by default: a committee of models on the dense ACSF
@@ -26,6 +29,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +39,8 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from helpers.data import find_data_dir, load_dataset, load_lecture_arrays, load_manifest, load_split  # noqa: E402
-from helpers.cli import COMMITTEE_DEFAULTS, DEFAULT_HIDDEN, ENERGY_ONLY_DEFAULTS, FORCE_DEFAULTS  # noqa: E402
+from helpers.cli import (BASELINE_DEFAULTS, COMMITTEE_DEFAULTS, DEFAULT_HIDDEN, ENERGY_ONLY_DEFAULTS,  # noqa: E402
+                         FORCE_DEFAULTS)
 from helpers.descriptors import ACSFSettings  # noqa: E402
 from helpers.training import TrainConfig, build_model, dataset_from_arrays, dataset_from_frames, evaluate, train  # noqa: E402,E501
 
@@ -92,8 +97,13 @@ def tersoff_lecture_set(cache: Path | None = TERSOFF_CACHE) -> tuple[np.ndarray,
     return desc, label, trajectory_ids
 
 
-def quadratic_ridge(desc: np.ndarray, label: np.ndarray, split: dict) -> tuple[float, float]:
-    """Test RMSE (meV/atom) and fit time (s) of ridge regression on mean features and mean pairwise products."""
+def quadratic_ridge(desc: np.ndarray, label: np.ndarray, split: dict, shrink_constant: bool = False
+                    ) -> tuple[float, float]:
+    """Test RMSE (meV/atom) and fit time (s) of ridge regression on mean features and mean pairwise products.
+
+    The constant (the energy per atom of the average atom, ~ −5 eV) is not shrunk; ``shrink_constant=True`` gives
+    the baseline of the issue-16 measurements before the fix, which shrank it too (82.5 instead of 27.7 meV/atom on
+    ``data/desc.npy``, where validation picked α = 1e-4)."""
     t0 = time.perf_counter()
     n_feat = desc.shape[2]
     train_atoms = desc[split["train"]].reshape(-1, n_feat).astype(np.float64)
@@ -109,7 +119,9 @@ def quadratic_ridge(desc: np.ndarray, label: np.ndarray, split: dict) -> tuple[f
     xv, yv = feats(split["validation"]), label[split["validation"]]
     best = None
     for alpha in (1e-8, 1e-6, 1e-4, 1e-2, 1.0):
-        w = np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ y)
+        penalty = np.full(x.shape[1], alpha)
+        penalty[-1] = alpha if shrink_constant else 0.0
+        w = np.linalg.solve(x.T @ x + np.diag(penalty), x.T @ y)
         val = float(np.sqrt(np.mean((xv @ w - yv) ** 2)))
         if best is None or val < best[0]:
             best = (val, w)
@@ -126,8 +138,11 @@ def ridge_split(n_frames: int) -> dict:
 
 
 def energy_only_run(desc: np.ndarray, label: np.ndarray, split: dict, seed: int, epochs: int,
-                    input_scaling: str = "whiten", floor: float | None = None) -> float:
-    """Test energy RMSE (meV/atom) of the energies-only CLI defaults with one seed (optionally another floor)."""
+                    input_scaling: str = "whiten", floor: float | None = None, **changes: Any) -> float:
+    """Test energy RMSE (meV/atom) of the energies-only CLI defaults with one seed (optionally another floor).
+
+    ``changes``: ``baseline`` (default ``BASELINE_DEFAULTS["energies"]``), ``hidden`` and TrainConfig fields to
+    change (e.g. ``patience=None`` for the defaults before issue 16 item 10)."""
     import helpers.model as model_module
 
     arrays = dataset_from_arrays(desc, label)
@@ -135,20 +150,22 @@ def energy_only_run(desc: np.ndarray, label: np.ndarray, split: dict, seed: int,
     old_floor = model_module.WHITENING_EIGENVALUE_FLOOR
     if floor is not None:
         model_module.WHITENING_EIGENVALUE_FLOOR = floor
+    baseline = changes.pop("baseline", BASELINE_DEFAULTS["energies"])
+    hidden = changes.pop("hidden", DEFAULT_HIDDEN)
     try:
         torch.manual_seed(seed)
-        model = build_model(tr, hidden=DEFAULT_HIDDEN)
-        cfg = TrainConfig(**{**ENERGY_ONLY_DEFAULTS, "epochs": epochs,
-                             "batch_size": min(ENERGY_ONLY_DEFAULTS["batch_size"], tr.n_frames)},
-                          force_weight=0.0, eval_every=epochs, seed=seed, input_scaling=input_scaling)
+        model = build_model(tr, hidden=hidden, baseline=baseline)
+        cfg = TrainConfig(**{**ENERGY_ONLY_DEFAULTS, "epochs": epochs, "patience": epochs,
+                             "batch_size": min(ENERGY_ONLY_DEFAULTS["batch_size"], tr.n_frames), **changes},
+                          force_weight=0.0, seed=seed, input_scaling=input_scaling)
         train(model, tr, va, cfg, progress=False)
     finally:
         model_module.WHITENING_EIGENVALUE_FLOOR = old_floor
     return float(evaluate(model, te)["energy_rmse_mev_per_atom"])
 
 
-def force_run(full, split: dict, seed: int, epochs: int, input_scaling: str, floor: float | None = None
-              ) -> tuple[float, float]:
+def force_run(full, split: dict, seed: int, epochs: int, input_scaling: str, floor: float | None = None,
+              baseline: str | None = None) -> tuple[float, float]:
     """Test energy (meV/atom) and force (meV/Å) RMSE of one energy + force model (FORCE_DEFAULTS) with one seed."""
     import helpers.model as model_module
 
@@ -158,7 +175,7 @@ def force_run(full, split: dict, seed: int, epochs: int, input_scaling: str, flo
         model_module.WHITENING_EIGENVALUE_FLOOR = floor
     try:
         torch.manual_seed(seed)
-        model = build_model(ftr, hidden=DEFAULT_HIDDEN)
+        model = build_model(ftr, hidden=DEFAULT_HIDDEN, baseline=baseline)
         cfg = TrainConfig(**{**FORCE_DEFAULTS, "epochs": epochs,
                              "batch_size": min(FORCE_DEFAULTS["batch_size"], ftr.n_frames)},
                           eval_every=epochs, seed=seed, input_scaling=input_scaling)
@@ -207,10 +224,7 @@ def scaling_study(seeds: list[int], epochs: int, force_epochs: int, parts: list[
 
 
 def _energy_scaling_study(seeds: list[int], epochs: int) -> list[str]:
-    desc, label = load_lecture_arrays()
-    sets = {"data/desc.npy (8 atoms, 33 ACSF)": (desc, label, load_split())}
-    t_desc, t_label, _ = tersoff_lecture_set()
-    sets["Tersoff MD (64 atoms, 11 lecture ACSF)"] = (t_desc, t_label, ridge_split(len(t_label)))
+    sets = _lecture_format_sets()
     lines = ["| input scaling | " + " | ".join(f"{name}: E" for name in sets) + " |",
              "|---|" + "---|" * len(sets)]
     ridge = [quadratic_ridge(*data)[0] for data in sets.values()]
@@ -221,6 +235,55 @@ def _energy_scaling_study(seeds: list[int], epochs: int) -> list[str]:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     return lines
+
+
+#: Energy-only designs compared by ``--baseline-study`` (issue 16 item 10): name → changes to the defaults.
+BASELINE_VARIANTS = (
+    ("defaults before item 10: no baseline, final weights", {"baseline": None, "patience": None}),
+    ("no baseline, best-validation weights", {"baseline": None}),
+    ("linear baseline, best-validation weights", {"baseline": "linear"}),
+    ("quadratic baseline, final weights", {"patience": None}),
+    ("quadratic baseline, best-validation weights, 32×32", {"hidden": (32, 32)}),
+    ("**quadratic baseline, best-validation weights (new defaults)**", {}),
+)
+
+
+def baseline_study(seeds: list[int], epochs: int, force_epochs: int, parts: list[str]) -> list[str]:
+    """Markdown lines: test energy RMSE (mean ± sd over ``seeds``) of the energy-only designs of
+    :data:`BASELINE_VARIANTS` and the ridge on the lecture-format sets (``"energy"``), and energies + forces with and
+    without the quadratic baseline on the 33 ACSF of the shipped data (``"forces"``)."""
+    lines: list[str] = []
+    if "energy" in parts:
+        sets = _lecture_format_sets()
+        lines += ["| design | " + " | ".join(f"{name}: E" for name in sets) + " |", "|---|" + "---|" * len(sets)]
+        for name, shrink in (("quadratic ridge, constant shrunk (the baseline before item 10)", True),
+                             ("quadratic ridge baseline", False)):
+            ridge = [quadratic_ridge(*data, shrink_constant=shrink)[0] for data in sets.values()]
+            lines.append(f"| {name} | " + " | ".join(f"{r:.2f}" for r in ridge) + " |")
+        for name, changes in BASELINE_VARIANTS:
+            cells = [_mean_sd([energy_only_run(d, lab, sp, seed, epochs, **changes) for seed in seeds])
+                     for d, lab, sp in sets.values()]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            print(lines[-1], flush=True)
+    if "forces" in parts:
+        full = dataset_from_frames(load_dataset(), ACSFSettings.from_dict(load_manifest()["descriptor"]),
+                                   with_forces=True, progress=False)
+        lines += ["", "| energies + forces, 33 ACSF (`FORCE_DEFAULTS`) | test E (meV/atom) | test F (meV/Å) |",
+                  "|---|---|---|"]
+        for baseline in (None, "quadratic"):
+            runs = [force_run(full, load_split(), seed, force_epochs, "whiten", baseline=baseline) for seed in seeds]
+            lines.append(f"| baseline {baseline or 'none (default)'} | {_mean_sd([r[0] for r in runs])} | "
+                         f"{_mean_sd([r[1] for r in runs])} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
+def _lecture_format_sets() -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
+    """The lecture-format sets of the benchmark: data/desc.npy (manifest split) and the 64-atom Tersoff set."""
+    desc, label = load_lecture_arrays()
+    t_desc, t_label, _ = tersoff_lecture_set()
+    return {"data/desc.npy (8 atoms, 33 ACSF)": (desc, label, load_split()),
+            "Tersoff MD (64 atoms, 11 lecture ACSF)": (t_desc, t_label, ridge_split(len(t_label)))}
 
 
 CRYSTALLINE = "all crystalline (md, strain, eos)"
@@ -249,13 +312,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder to save the energy + force models in (for benchmarks/label_noise.py --predict)")
     parser.add_argument("--scaling-study", action="store_true",
                         help="only compare input scalings (whitening floors, standardisation) over --seeds")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --scaling-study")
+    parser.add_argument("--baseline-study", action="store_true",
+                        help="only compare energy-only designs (baselines, best-validation weights) over --seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the studies")
     parser.add_argument("--study-parts", nargs="+", choices=["energy", "forces"], default=["energy", "forces"],
-                        help="--scaling-study: energies-only runs on the lecture-format sets, energy + force runs")
+                        help="the studies: energies-only runs on the lecture-format sets, energy + force runs")
     args = parser.parse_args(argv)
-    if args.scaling_study:
+    if args.scaling_study or args.baseline_study:
         torch.set_num_threads(args.threads)
-        lines = scaling_study(args.seeds, args.epochs, args.force_epochs, args.study_parts)
+        study = scaling_study if args.scaling_study else baseline_study
+        lines = study(args.seeds, args.epochs, args.force_epochs, args.study_parts)
         print("\n".join(lines))
         return 0
     if args.out is not None and args.out.exists() and not args.force:
@@ -279,14 +345,15 @@ def main(argv: list[str] | None = None) -> int:
                  f"{args.lecture_epochs} epochs)", lecture_rmse, None, lecture_s))
 
     torch.manual_seed(0)
-    ours = build_model(tr, hidden=DEFAULT_HIDDEN)
-    cfg = TrainConfig(**{**ENERGY_ONLY_DEFAULTS, "epochs": args.epochs,
+    ours = build_model(tr, hidden=DEFAULT_HIDDEN, baseline=BASELINE_DEFAULTS["energies"])
+    cfg = TrainConfig(**{**ENERGY_ONLY_DEFAULTS, "epochs": args.epochs, "patience": args.epochs,
                          "batch_size": min(ENERGY_ONLY_DEFAULTS["batch_size"], tr.n_frames)},
-                      force_weight=0.0, eval_every=50)
+                      force_weight=0.0)
     h = train(ours, tr, va, cfg, progress=True)
     ours_rmse, ours_s = evaluate(ours, te)["energy_rmse_mev_per_atom"], h.train_seconds
     rows.append((f"helpers defaults, energies only ({'×'.join(map(str, DEFAULT_HIDDEN))} SiLU, whitening, ref. "
-                 f"energies, batch {cfg.batch_size}, cosine from {cfg.learning_rate:g}, {len(h.epoch)} epochs)",
+                 f"energies, {BASELINE_DEFAULTS['energies']} baseline, batch {cfg.batch_size}, cosine from "
+                 f"{cfg.learning_rate:g}, best of {len(h.epoch)} epochs)",
                  ours_rmse, None, ours_s))
 
     ridge_rmse, ridge_s = quadratic_ridge(desc, label, split)

@@ -13,7 +13,12 @@ Everything needed to use a trained model lives inside it, as buffers saved with 
 * per-element minimum/maximum over the training atoms of the raw features and of the scaled inputs the network sees,
   for :meth:`HDNNP.extrapolation_mask`.
 
-The atomic energy is ``E_i = ε_{s_i} + energy_scale · NN_{s_i}((G_i − μ_{s_i}) W_{s_i})`` in eV. The scaling and the
+* optionally a frozen baseline per element (``baseline="linear"`` or ``"quadratic"``): a ridge regression
+  ``B_e(G) = b_e + l_e·d + dᵀ Q_e d`` (``d = G − μ_e``) of the atomic energy, fitted before training
+  (:meth:`HDNNP.fit_baseline`); the network then learns only what the baseline misses.
+
+The atomic energy is ``E_i = ε_{s_i} + B_{s_i}(G_i) + energy_scale · NN_{s_i}(z_i)`` in eV with
+``z_i = (G_i − μ_{s_i}) W_{s_i}`` (B = 0 without a baseline). The scaling, the baseline and the
 final sum run in the model's own dtype even under ``torch.autocast`` (only the networks may run in bfloat16): the
 whitening map has large entries, and rounding its input or output to bfloat16 would corrupt the energies.
 """
@@ -35,8 +40,16 @@ from ase.data import atomic_numbers, chemical_symbols
 MODEL_FORMAT = "hdnnp-handson-model"
 #: Version 2 (issue 16) adds the training range of the scaled inputs (``scaled_input_min``/``scaled_input_max``).
 #: Version 1 files still load; their extrapolation check then uses the raw feature range only.
-MODEL_FORMAT_VERSION = 2
-READABLE_FORMAT_VERSIONS = (1, 2)
+#: Version 3 adds the optional baseline (``baseline`` in the config, ``baseline_*`` buffers); version 1 and 2 files
+#: load as models without a baseline (which is what they are).
+MODEL_FORMAT_VERSION = 3
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
+
+#: Baselines an HDNNP can carry (see :meth:`HDNNP.fit_baseline`); None: the networks learn the whole atomic energy.
+BASELINES = (None, "linear", "quadratic")
+#: Ridge strengths tried by :meth:`HDNNP.fit_baseline` (on sums over the training frames of per-atom features).
+BASELINE_RIDGE_ALPHAS = (1e-8, 1e-6, 1e-4, 1e-2, 1.0, 1e2)
+_BASELINE_BUFFERS = ("baseline_bias", "baseline_linear", "baseline_quadratic")
 
 ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
     "silu": torch.nn.SiLU,
@@ -101,6 +114,10 @@ class HDNNP(torch.nn.Module):
         activation: one of :data:`ACTIVATIONS` (smooth ones such as ``"silu"``/``"tanh"`` give smooth forces).
         descriptor: the descriptor settings (``ACSFSettings.to_dict()``) the model was trained with; saved in the
             model file so a calculator can rebuild the exact descriptor.
+        baseline: None, ``"linear"`` or ``"quadratic"``: a frozen per-element ridge regression of the atomic energy
+            in the centred features, fitted by :meth:`fit_baseline` (``helpers.training.train`` does it), that the
+            networks correct. Helps when the data are few frame energies of large frames (benchmarks/
+            RESULTS_training.md); cannot be exported to LAMMPS.
         n_members: 1 for a single network per element; K > 1 for a committee (委員会モデル) of K networks per element
             that share the input scaling and reference energies. The model then predicts the committee mean; the
             spread of the members (``members=True``) is an uncertainty estimate. Build committees with
@@ -115,6 +132,7 @@ class HDNNP(torch.nn.Module):
         activation: str = "silu",
         descriptor: dict | None = None,
         n_members: int = 1,
+        baseline: str | None = None,
     ) -> None:
         super().__init__()
         elements = [str(e) for e in elements]
@@ -131,6 +149,9 @@ class HDNNP(torch.nn.Module):
             raise ValueError(f"n_features must be positive, got {n_features}.")
         if int(n_members) < 1:
             raise ValueError(f"n_members must be at least 1, got {n_members}.")
+        if baseline not in BASELINES:
+            raise ValueError(f"Unknown baseline {baseline!r}; choose one of {BASELINES}.")
+        self.baseline: str | None = baseline
         self.elements: list[str] = elements
         self.n_features = int(n_features)
         self.hidden = [int(h) for h in hidden]
@@ -152,6 +173,9 @@ class HDNNP(torch.nn.Module):
         self.register_buffer("scaled_input_min", torch.full((n_el, f), -float("inf")))
         self.register_buffer("scaled_input_max", torch.full((n_el, f), float("inf")))
         self.register_buffer("scaling_fitted", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("baseline_bias", torch.zeros(n_el))
+        self.register_buffer("baseline_linear", torch.zeros(n_el, f))
+        self.register_buffer("baseline_quadratic", torch.zeros(n_el, f, f))
         self.metadata: dict = {}
 
     # ------------------------------------------------------------------ species
@@ -301,10 +325,116 @@ class HDNNP(torch.nn.Module):
         return out.squeeze(-1) if self.n_members == 1 else out.mean(-1)
 
     def _element_energies(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """ε_k + scale · NN_k(z) (n_atoms, n_members) in the model's dtype; only NN_k may run under autocast."""
+        """ε_k + B_k(z) + scale · NN_k(z) (n_atoms, n_members) in the model's dtype; only NN_k may run under
+        autocast."""
         nn_out = self.networks[k](self.scaled_inputs(x, k))
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return self.reference_energy[k] + self.energy_scale * nn_out.to(self.reference_energy.dtype)
+            out = self.reference_energy[k] + self.energy_scale * nn_out.to(self.reference_energy.dtype)
+            return out if self.baseline is None else out + self.baseline_energies(x, k)[:, None]
+
+    def baseline_energies(self, descriptors: torch.Tensor, k: int) -> torch.Tensor:
+        """B_k(G) = b_k + l_k·d + dᵀ Q_k d with d = G − μ_k, in eV, shape (n_atoms,), for atoms of element ``k``
+        (in the model's dtype whatever autocast is on)."""
+        with torch.autocast(device_type=descriptors.device.type, enabled=False):
+            d = descriptors.to(self.input_mean.dtype) - self.input_mean[k]
+            quadratic = ((d @ self.baseline_quadratic[k]) * d).sum(-1) if self.baseline == "quadratic" else 0.0
+            return self.baseline_bias[k] + d @ self.baseline_linear[k] + quadratic
+
+    @torch.no_grad()
+    def fit_baseline(self, train: tuple[Any, Any, Any, Any], validation: tuple[Any, Any, Any, Any] | None = None,
+                     *, rescale_output: bool = True, zero_output: bool = True) -> dict[str, float]:
+        """Fit the baseline (ridge regression of the per-atom energy on per-frame means of its features) after
+        :meth:`fit_scaling`; the ridge strength is the one of :data:`BASELINE_RIDGE_ALPHAS` with the lowest
+        validation RMSE (leave-one-frame-out on the training frames without a validation set). The ridge works on
+        standardised features (each centred feature over its training standard deviation), not on the whitened z:
+        there the amplified low-variance directions would be shrunk no more than the informative ones.
+
+        Args:
+            train, validation: ``(descriptors, species_index, frame_index, energy_ev)`` as for :meth:`fit_scaling`.
+            rescale_output: set ``energy_scale`` to the per-atom spread of what the baseline leaves, so that the
+                networks start with a unit-sized target.
+            zero_output: zero the output layer of every network, so that the model starts as the baseline and
+                training (with early stopping on validation) can only move away from it where that helps.
+
+        Returns:
+            ``{"alpha": chosen ridge strength, "train_rmse_mev_per_atom", "val_rmse_mev_per_atom"}``.
+        """
+        if self.baseline is None:
+            raise ValueError("This model has no baseline (HDNNP(..., baseline='quadratic') adds one).")
+        if not bool(self.scaling_fitted):
+            raise ValueError("Fit the input scaling first (fit_scaling), the baseline works on the scaled inputs.")
+        std = self._feature_std(train[0], train[1])
+        x, y = self._baseline_design(*train, std)
+        xv, yv = self._baseline_design(*validation, std) if validation is not None else (None, None)
+        w, alpha, val_rmse = _ridge_select(x, y, xv, yv, self._baseline_unpenalised())
+        self._store_baseline(w, std)
+        resid = y - x @ w
+        if rescale_output and len(resid) > 1 and float(resid.std()) > 1e-6:
+            self.energy_scale.fill_(float(resid.std()))
+        if zero_output:
+            for net in self.networks:
+                for member in (net.members if isinstance(net, Committee) else [net]):
+                    member[-1].weight.zero_()
+                    member[-1].bias.zero_()
+        return {"alpha": alpha, "train_rmse_mev_per_atom": 1000 * float(np.sqrt(np.mean(resid ** 2))),
+                "val_rmse_mev_per_atom": 1000 * val_rmse}
+
+    def _baseline_terms(self) -> int:
+        f = self.n_features
+        return 1 + f + (f * (f + 1) // 2 if self.baseline == "quadratic" else 0)
+
+    def _baseline_unpenalised(self) -> np.ndarray:
+        """Columns of the baseline design that the ridge does not shrink: the per-element atom fractions."""
+        return np.arange(len(self.elements)) * self._baseline_terms()
+
+    def _feature_std(self, descriptors: Any, species_index: Any) -> torch.Tensor:
+        """(n_el, F) float64 standard deviation of every feature over the training atoms (1 where constant)."""
+        g = torch.as_tensor(_as_numpy(descriptors), dtype=torch.float64)
+        s = torch.as_tensor(_as_numpy(species_index), dtype=torch.long).reshape(-1)
+        std = torch.ones(len(self.elements), self.n_features, dtype=torch.float64)
+        for k in range(len(self.elements)):
+            if int((s == k).sum()) > 1:
+                sd = g[s == k].std(0)
+                std[k] = torch.where(sd > 1e-12 * max(float(sd.max()), 1e-30), sd, torch.ones_like(sd))
+        return std
+
+    def _baseline_design(self, descriptors: Any, species_index: Any, frame_index: Any, energy_ev: Any,
+                         std: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Per-frame design matrix (n_frames, n_el · terms) of the per-atom means of 1, u and u_a u_b (a ≤ b) with
+        u = (G − μ)/σ, and the target: energy per atom minus the reference energies (float64)."""
+        g = torch.as_tensor(_as_numpy(descriptors), dtype=torch.float64)
+        s = torch.as_tensor(_as_numpy(species_index), dtype=torch.long).reshape(-1)
+        fr = torch.as_tensor(_as_numpy(frame_index), dtype=torch.long).reshape(-1)
+        e = torch.as_tensor(_as_numpy(energy_ev), dtype=torch.float64).reshape(-1)
+        n_frames, terms = len(e), self._baseline_terms()
+        design = torch.zeros(n_frames, len(self.elements) * terms, dtype=torch.float64)
+        iu = torch.triu_indices(self.n_features, self.n_features)
+        mean = self.input_mean.double().cpu()
+        for k in range(len(self.elements)):
+            for chunk in torch.split(torch.nonzero(s == k).squeeze(1), 4096):
+                z = (g[chunk] - mean[k]) / std[k]
+                parts = [torch.ones(len(z), 1, dtype=z.dtype), z]
+                if self.baseline == "quadratic":
+                    parts.append(z[:, iu[0]] * z[:, iu[1]])
+                design[:, k * terms:(k + 1) * terms].index_add_(0, fr[chunk], torch.cat(parts, 1))
+        n_atoms = torch.bincount(fr, minlength=n_frames).clamp(min=1).double()
+        ref = torch.zeros(n_frames, dtype=torch.float64).index_add_(0, fr, self.reference_energy.double().cpu()[s])
+        return (design / n_atoms[:, None]).numpy(), ((e - ref) / n_atoms).numpy()
+
+    def _store_baseline(self, w: np.ndarray, std: torch.Tensor) -> None:
+        """Ridge weights on u = d/σ → the buffers, in d = G − μ (l_d = l_u/σ, Q_d = Q_u/(σ σᵀ))."""
+        f, terms = self.n_features, self._baseline_terms()
+        iu = np.triu_indices(f)
+        dt = self.baseline_bias.dtype
+        for k in range(len(self.elements)):
+            wk, sd = w[k * terms:(k + 1) * terms], std[k].numpy()
+            q = np.zeros((f, f))
+            if self.baseline == "quadratic":
+                q[iu] = wk[1 + f:]
+                q = 0.5 * (q + q.T)  # symmetric: uᵀQu with Q_ab = Q_ba = w_ab / 2 off the diagonal
+            self.baseline_bias[k] = float(wk[0])
+            self.baseline_linear[k].copy_(torch.as_tensor(wk[1:1 + f] / sd, dtype=dt))
+            self.baseline_quadratic[k].copy_(torch.as_tensor(q / np.outer(sd, sd), dtype=dt))
 
     def forward(
         self, descriptors: torch.Tensor, species_index: torch.Tensor, frame_index: torch.Tensor, n_frames: int,
@@ -332,7 +462,7 @@ class HDNNP(torch.nn.Module):
             if m.config() | {"n_members": 1} != first.config() | {"n_members": 1}:
                 raise ValueError(f"Committee member {k} differs from member 0 in architecture or descriptor: "
                                  f"{m.config()} vs {first.config()}.")
-            for name in ("input_mean", "input_transform", "reference_energy", "energy_scale"):
+            for name in ("input_mean", "input_transform", "reference_energy", "energy_scale", *_BASELINE_BUFFERS):
                 if not torch.allclose(getattr(m, name).cpu().double(), getattr(first, name).cpu().double(),
                                       rtol=1e-10, atol=1e-12):
                     raise ValueError(f"Committee member {k} has a different {name} from member 0: train all members "
@@ -342,7 +472,7 @@ class HDNNP(torch.nn.Module):
             for e, net in enumerate(m.networks):
                 nets[e].extend(net.members if isinstance(net, Committee) else [net])
         out = cls(first.elements, first.n_features, first.hidden, first.activation, first.descriptor,
-                  n_members=len(nets[0])).to(first.input_mean.dtype)
+                  n_members=len(nets[0]), baseline=first.baseline).to(first.input_mean.dtype)
         with torch.no_grad():
             for name, buf in first.named_buffers():
                 getattr(out, name).copy_(buf.detach().cpu())
@@ -384,12 +514,42 @@ class HDNNP(torch.nn.Module):
     def config(self) -> dict:
         """Constructor arguments (plain types) — enough to rebuild the architecture."""
         return {"elements": list(self.elements), "n_features": self.n_features, "hidden": list(self.hidden),
-                "activation": self.activation, "descriptor": self.descriptor, "n_members": self.n_members}
+                "activation": self.activation, "descriptor": self.descriptor, "n_members": self.n_members,
+                "baseline": self.baseline}
 
     def extra_repr(self) -> str:
         committee = f", committee of {self.n_members}" if self.n_members > 1 else ""
+        baseline = f", {self.baseline} baseline" if self.baseline else ""
         return (f"elements={self.elements}, n_features={self.n_features}, hidden={self.hidden}, "
-                f"act={self.activation}{committee}")
+                f"act={self.activation}{committee}{baseline}")
+
+
+def _ridge_solve(x: np.ndarray, y: np.ndarray, alpha: float, unpenalised: np.ndarray) -> np.ndarray:
+    penalty = np.full(x.shape[1], alpha)
+    penalty[unpenalised] = 1e-12 * max(float(np.trace(x.T @ x)), 1.0)  # keeps the solve regular
+    return np.linalg.solve(x.T @ x + np.diag(penalty), x.T @ y)
+
+
+def _loo_rmse(x: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float, unpenalised: np.ndarray) -> float:
+    """Leave-one-frame-out RMSE of a ridge fit (closed form: residual / (1 − leverage))."""
+    penalty = np.full(x.shape[1], alpha)
+    penalty[unpenalised] = 1e-12 * max(float(np.trace(x.T @ x)), 1.0)
+    leverage = np.einsum("ij,ij->i", x, np.linalg.solve(x.T @ x + np.diag(penalty), x.T).T)
+    return float(np.sqrt(np.mean(((y - x @ w) / np.clip(1.0 - leverage, 1e-6, None)) ** 2)))
+
+
+def _ridge_select(x: np.ndarray, y: np.ndarray, xv: np.ndarray | None, yv: np.ndarray | None,
+                  unpenalised: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Ridge weights, strength and validation RMSE (eV/atom) of the best of :data:`BASELINE_RIDGE_ALPHAS`."""
+    best: tuple[float, np.ndarray, float] | None = None
+    for alpha in BASELINE_RIDGE_ALPHAS:
+        w = _ridge_solve(x, y, alpha, unpenalised)
+        rmse = (float(np.sqrt(np.mean((xv @ w - yv) ** 2))) if xv is not None
+                else _loo_rmse(x, y, w, alpha, unpenalised))
+        if best is None or rmse < best[0]:
+            best = (rmse, w, alpha)
+    assert best is not None
+    return best[1], best[2], best[0]
 
 
 def _whitening(xc: np.ndarray) -> np.ndarray:
@@ -517,6 +677,22 @@ def _version_advice(path: Path, version: Any) -> str:
             "wrote it and use that version's predictions.")
 
 
+def _upgraded_state(state: dict, version: int) -> dict:
+    """The state dict of an older format with the buffers it lacks: format 1 has no range of the scaled inputs (the
+    extrapolation check then uses the raw range only), formats 1 and 2 no baseline (zeros: none)."""
+    mean = state.get("input_mean")
+    if mean is None:
+        return state
+    if version == 1:
+        state.setdefault("scaled_input_min", torch.full_like(mean, -float("inf")))
+        state.setdefault("scaled_input_max", torch.full_like(mean, float("inf")))
+    if version <= 2:
+        state.setdefault("baseline_bias", torch.zeros_like(mean[:, 0]))
+        state.setdefault("baseline_linear", torch.zeros_like(mean))
+        state.setdefault("baseline_quadratic", torch.zeros(mean.shape + mean.shape[1:], dtype=mean.dtype))
+    return state
+
+
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> HDNNP:
     """Load a model written by :func:`save_model` (safely: ``torch.load(weights_only=True)``).
 
@@ -526,7 +702,8 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         FileNotFoundError: no such file.
         ModelFileError: a corrupted file, a file that is not a model of this package (random bytes, JSON, ...), or a
             format version this code cannot read (older: retrain; newer: update the code). Format-1 files load; their
-            extrapolation check has no range of the scaled inputs and uses the raw feature range only.
+            extrapolation check has no range of the scaled inputs and uses the raw feature range only; format-1 and -2
+            files load as models without a baseline.
     """
     path = Path(path)
     if not path.is_file():
@@ -540,23 +717,19 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     version = payload.get("version")
     if version not in READABLE_FORMAT_VERSIONS:
         raise ModelFileError(_version_advice(path, version))
-    state = dict(payload.get("state_dict") or {})
-    if version == 1:  # format 1 has no range of the scaled inputs: the extrapolation check uses the raw range only
-        for key in ("scaled_input_min", "scaled_input_max"):
-            if "input_mean" in state:
-                state.setdefault(key, torch.full_like(state["input_mean"], float("-inf" if key.endswith("min")
-                                                                                 else "inf")))
+    state = _upgraded_state(dict(payload.get("state_dict") or {}), version)
     try:
         model = HDNNP(payload["elements"], payload["n_features"], payload["hidden"], payload["activation"],
-                      payload.get("descriptor"), n_members=int(payload.get("n_members", 1)))
+                      payload.get("descriptor"), n_members=int(payload.get("n_members", 1)),
+                      baseline=payload.get("baseline") if version >= 3 else None)
         saved_dtype = state["input_mean"].dtype  # keep float64 models float64
         model = model.to(saved_dtype)
         model.load_state_dict(state)
-    except (KeyError, RuntimeError, TypeError) as err:
+    except (KeyError, RuntimeError, TypeError, ValueError) as err:
         raise ModelFileError(f"{path} is a damaged model file (missing or mismatched entries): {err}") from err
     model.metadata = payload.get("metadata", {})
     return model.to(map_location).eval()
 
 
-__all__ = ["ACTIVATIONS", "Committee", "HDNNP", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "READABLE_FORMAT_VERSIONS",
-           "ModelFileError", "load_model", "save_model", "unused_path"]
+__all__ = ["ACTIVATIONS", "BASELINES", "Committee", "HDNNP", "MODEL_FORMAT", "MODEL_FORMAT_VERSION",
+           "READABLE_FORMAT_VERSIONS", "ModelFileError", "load_model", "save_model", "unused_path"]

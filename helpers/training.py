@@ -424,6 +424,7 @@ class History:
     stopped_early: bool = False
     interrupted: bool = False
     lbfgs: dict[str, Any] | None = None
+    baseline: dict[str, float] | None = None
     train_seconds: float = 0.0
     device: str = "cpu"
 
@@ -562,6 +563,15 @@ def _fit_model_scaling(model: HDNNP, train_set: FrameDataset, cfg: TrainConfig) 
         whiten=cfg.input_scaling == "whiten", scale_inputs=cfg.input_scaling != "none",
         fit_reference=cfg.reference_energies,
     )
+
+
+def _fit_model_baseline(model: HDNNP, train_set: FrameDataset, val_set: FrameDataset | None) -> dict[str, float]:
+    """Fit the model's frozen baseline on the training frames, its ridge strength on ``val_set``."""
+    def arrays(ds: FrameDataset) -> tuple[Any, ...]:
+        smap = model.species_index(ds.elements).to(ds.species.device)
+        return ds.descriptors, smap[ds.species], ds.frame_index, ds.energy_ev
+
+    return model.fit_baseline(arrays(train_set), arrays(val_set) if val_set is not None else None)
 
 
 def _save_atomic(payload: dict, path: Path) -> None:
@@ -732,7 +742,7 @@ def train(
     smap_val = _species_map(model, val_set) if val_set is not None else None
     _check_trained_elements(model, train_set, val_set, smap_train, smap_val)
 
-    state = None
+    state, baseline_fit = None, None
     if ckpt is not None and resume and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=True)
         if state.get("format") != "hdnnp-handson-checkpoint":
@@ -740,6 +750,9 @@ def train(
         model.load_state_dict(state["model"])
     elif not bool(model.scaling_fitted):
         _fit_model_scaling(model, train_set.to("cpu") if device.type != "cpu" else train_set, cfg)
+        if model.baseline is not None:
+            baseline_fit = _fit_model_baseline(model, train_set.to("cpu"),
+                                                   val_set.to("cpu") if val_set is not None else None)
         model.to(device)
 
     net: torch.nn.Module = _wrap_ddp(model, device) if is_dist else model
@@ -759,7 +772,7 @@ def train(
     elif cfg.lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs, eta_min=cfg.lr_min)
 
-    history = History(device=str(device))
+    history = History(device=str(device), baseline=baseline_fit)
     best_state: dict[str, torch.Tensor] | None = None
     best_loss = math.inf
     since_best = 0
@@ -959,6 +972,7 @@ def train_committee(
     checkpoint_path: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
+    baseline: str | None = None,
 ) -> tuple[HDNNP, list[History]]:
     """Train a committee (委員会モデル) of ``n_members`` models; returns it as one :class:`HDNNP` and their histories.
 
@@ -970,7 +984,8 @@ def train_committee(
     ``checkpoint_path`` names one checkpoint per member (:func:`member_checkpoint_path`); with ``resume=True``
     finished members are restored from theirs and an interrupted one continues. Ctrl-C stops the committee: the
     members after the interrupted one are not trained (fewer histories than ``n_members``, the last one with
-    ``interrupted`` set; the returned model then holds only the members trained so far).
+    ``interrupted`` set; the returned model then holds only the members trained so far). ``baseline``: see
+    :class:`~helpers.model.HDNNP` (fitted once per member, identically).
     """
     cfg = config or TrainConfig()
     if int(n_members) < 1:
@@ -979,7 +994,7 @@ def train_committee(
     for k in range(int(n_members)):
         member_cfg = TrainConfig(**{**asdict(cfg), "seed": cfg.seed + k})
         torch.manual_seed(member_cfg.seed)
-        model = build_model(train_set, hidden=hidden, activation=activation)
+        model = build_model(train_set, hidden=hidden, activation=activation, baseline=baseline)
         ckpt = member_checkpoint_path(checkpoint_path, k) if checkpoint_path is not None else None
         if progress and n_members > 1:
             print(f"committee member {k + 1} of {n_members}")
@@ -1104,10 +1119,11 @@ def evaluate(model: HDNNP, dataset: FrameDataset, **kwargs: Any) -> dict[str, An
 
 
 def build_model(train_set: FrameDataset, hidden: Sequence[int] = (32, 32), activation: str = "silu",
-                descriptor: dict | None = None) -> HDNNP:
-    """An :class:`HDNNP` sized for ``train_set`` (its elements and feature count)."""
+                descriptor: dict | None = None, baseline: str | None = None) -> HDNNP:
+    """An :class:`HDNNP` sized for ``train_set`` (its elements and feature count); ``baseline`` see
+    :class:`~helpers.model.HDNNP` (:func:`train` fits it)."""
     return HDNNP(train_set.elements, train_set.n_features, hidden, activation,
-                 descriptor if descriptor is not None else train_set.descriptor)
+                 descriptor if descriptor is not None else train_set.descriptor, baseline=baseline)
 
 
 __all__ = ["OOM_ADVICE", "FrameDataset", "History", "TrainConfig", "build_model", "dataset_from_arrays",
