@@ -379,6 +379,11 @@ class HDNNP(torch.nn.Module):
         return {"alpha": alpha, "train_rmse_mev_per_atom": 1000 * float(np.sqrt(np.mean(resid ** 2))),
                 "val_rmse_mev_per_atom": 1000 * val_rmse}
 
+    @property
+    def baseline_fitted(self) -> bool:
+        """True once :meth:`fit_baseline` has run (a fitted ridge is never exactly zero)."""
+        return any(bool(getattr(self, name).any()) for name in _BASELINE_BUFFERS)
+
     def _baseline_terms(self) -> int:
         f = self.n_features
         return 1 + f + (f * (f + 1) // 2 if self.baseline == "quadratic" else 0)

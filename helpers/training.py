@@ -748,11 +748,12 @@ def train(
         if state.get("format") != "hdnnp-handson-checkpoint":
             raise ValueError(f"{ckpt} is not a training checkpoint of helpers.training.train.")
         model.load_state_dict(state["model"])
-    elif not bool(model.scaling_fitted):
-        _fit_model_scaling(model, train_set.to("cpu") if device.type != "cpu" else train_set, cfg)
-        if model.baseline is not None:
-            baseline_fit = _fit_model_baseline(model, train_set.to("cpu"),
-                                                   val_set.to("cpu") if val_set is not None else None)
+    else:
+        if not bool(model.scaling_fitted):
+            _fit_model_scaling(model, train_set.to("cpu") if device.type != "cpu" else train_set, cfg)
+        if model.baseline is not None and not model.baseline_fitted:
+            baseline_fit = _fit_model_baseline(model.cpu(), train_set.to("cpu"),
+                                               val_set.to("cpu") if val_set is not None else None)
         model.to(device)
 
     net: torch.nn.Module = _wrap_ddp(model, device) if is_dist else model
