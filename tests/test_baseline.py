@@ -13,7 +13,8 @@ from helpers.cli import main
 from helpers.descriptors import ACSFSettings
 from helpers.model import HDNNP, load_model, save_model
 from helpers.potentials import tersoff_si
-from helpers.training import TrainConfig, build_model, dataset_from_arrays, dataset_from_frames, evaluate, predict, train
+from helpers.training import (TrainConfig, build_model, dataset_from_arrays, dataset_from_frames, evaluate, predict,
+                              train)
 
 torch.set_num_threads(1)
 
