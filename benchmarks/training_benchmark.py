@@ -265,6 +265,9 @@ def baseline_study(seeds: list[int], epochs: int, force_epochs: int, parts: list
                      for d, lab, sp in sets.values()]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
+    if "kfold" in parts:
+        lines += [""] + tersoff_kfold(epochs)
+        print("\n".join(lines[-6:]), flush=True)
     if "forces" in parts:
         full = dataset_from_frames(load_dataset(), ACSFSettings.from_dict(load_manifest()["descriptor"]),
                                    with_forces=True, progress=False)
@@ -275,6 +278,35 @@ def baseline_study(seeds: list[int], epochs: int, force_epochs: int, parts: list
             lines.append(f"| baseline {baseline or 'none (default)'} | {_mean_sd([r[0] for r in runs])} | "
                          f"{_mean_sd([r[1] for r in runs])} |")
             print(lines[-1], flush=True)
+    return lines
+
+
+#: Designs of the 10-fold check on the Tersoff set (``--study-parts kfold``): name → changes to the defaults.
+KFOLD_VARIANTS = (("defaults before item 10", {"baseline": None, "patience": None}),
+                  ("linear baseline", {"baseline": "linear"}),
+                  ("quadratic baseline (new defaults)", {}))
+
+
+def tersoff_kfold(epochs: int, n_folds: int = 10) -> list[str]:
+    """Markdown lines: every Tersoff frame tested once (fold k test, fold k+1 validation, the rest train; seed k):
+    pooled test RMSE over all frames and the folds won against the ridge — 16 test frames alone are too few."""
+    desc, label, _ = tersoff_lecture_set()
+    folds = np.array_split(np.random.default_rng(0).permutation(len(label)), n_folds)
+    rmse: dict[str, list[float]] = {"quadratic ridge baseline": []} | {name: [] for name, _ in KFOLD_VARIANTS}
+    for k in range(n_folds):
+        rest = [folds[j] for j in range(n_folds) if j not in (k, (k + 1) % n_folds)]
+        split = {"test": np.sort(folds[k]), "validation": np.sort(folds[(k + 1) % n_folds]),
+                 "train": np.sort(np.concatenate(rest))}
+        rmse["quadratic ridge baseline"].append(quadratic_ridge(desc, label, split)[0])
+        for name, changes in KFOLD_VARIANTS:
+            rmse[name].append(energy_only_run(desc, label, split, k, epochs, **changes))
+    ridge = rmse["quadratic ridge baseline"]
+    lines = [f"| Tersoff set, {n_folds}-fold | pooled test E RMSE (meV/atom, {len(label)} frames) | folds better than "
+             "the ridge | per fold |", "|---|---|---|---|"]
+    for name, values in rmse.items():
+        wins = sum(v < r for v, r in zip(values, ridge))
+        lines.append(f"| {name} | {np.sqrt(np.mean(np.square(values))):.3f} | {wins} of {n_folds} | "
+                     + " ".join(f"{v:.2f}" for v in values) + " |")
     return lines
 
 
@@ -315,8 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-study", action="store_true",
                         help="only compare energy-only designs (baselines, best-validation weights) over --seeds")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the studies")
-    parser.add_argument("--study-parts", nargs="+", choices=["energy", "forces"], default=["energy", "forces"],
-                        help="the studies: energies-only runs on the lecture-format sets, energy + force runs")
+    parser.add_argument("--study-parts", nargs="+", choices=["energy", "forces", "kfold"],
+                        default=["energy", "forces"], help="the studies: energies-only runs on the lecture-format "
+                        "sets, energy + force runs, and (--baseline-study) a 10-fold check on the Tersoff set")
     args = parser.parse_args(argv)
     if args.scaling_study or args.baseline_study:
         torch.set_num_threads(args.threads)
