@@ -262,7 +262,16 @@ def dataset_from_frames(
         group_key: ``atoms.info`` key stored as per-frame group label (for error breakdowns), or None.
         progress: show a progress bar.
         dtype: float type of descriptors, forces and Jacobians (float64 for precise derivative checks).
+
+    SNAP settings (:class:`helpers.snap.SNAPSettings`, ``to_dict()["type"] == "snap"``) are handed to
+    :func:`helpers.snap.snap_dataset_from_frames` with the same arguments.
     """
+    to_dict = getattr(settings, "to_dict", None)
+    if callable(to_dict) and to_dict().get("type") == "snap":
+        from helpers.snap import snap_dataset_from_frames  # here: helpers.snap imports this module
+
+        return snap_dataset_from_frames(frames, settings, with_forces=with_forces, group_key=group_key,
+                                        progress=progress, dtype=dtype)
     from helpers.descriptors import compute_acsf, descriptors_and_jacobian
 
     frames = list(frames)
