@@ -44,6 +44,7 @@ __all__ = [
     "ChunkedACSF",
     "descriptors_and_jacobian",
     "descriptors_and_jacobians",
+    "descriptors_and_sparse_jacobian",
     "cutoff_function",
 ]
 
@@ -612,10 +613,8 @@ class TorchACSF(torch.nn.Module):
         dfc_db = (f_a * df_b * f_c)[:, None] * u_b + (f_a * f_b * df_c)[:, None] * u_c
         ds_da = 2.0 * (a - c)  # s = r_ij² + r_ik² + r_jk²
         ds_db = 2.0 * (b + c)
-        lam, zeta, eta = self.g4_lambda, self.g4_zeta, self.g4_eta
-        base = torch.clamp(0.5 * (1.0 + lam * cos_t[:, None]), min=0.0)  # (T, m)
-        power = base**zeta
-        dpower_dcos = zeta * base ** (zeta - 1.0) * 0.5 * lam  # (T, m)
+        eta = self.g4_eta
+        power, dpower_dcos = self._angular_powers(cos_t)  # (T, m) each
         gauss = torch.exp(-eta * (r_a * r_a + r_b * r_b + r_c * r_c)[:, None])
         vals = 2.0 * power * gauss * fc[:, None]
         pre_cos = (2.0 * dpower_dcos * gauss * fc[:, None])[..., None]
@@ -624,6 +623,22 @@ class TorchACSF(torch.nn.Module):
         grad_a = pre_cos * dcos_da[:, None] + pre_s * ds_da[:, None] + pre_fc * dfc_da[:, None]
         grad_b = pre_cos * dcos_db[:, None] + pre_s * ds_db[:, None] + pre_fc * dfc_db[:, None]
         return vals, grad_a, grad_b
+
+    def _angular_powers(self, cos_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(½(1 + λ cos θ))^ζ and its derivative in cos θ for every G4 column, (T, m) each."""
+        params = [(float(lam), float(z)) for _, z, lam in self.settings.g4_params]
+        if not all(z.is_integer() for _, z in params):
+            base = torch.clamp(0.5 * (1.0 + self.g4_lambda * cos_t[:, None]), min=0.0)
+            return base**self.g4_zeta, self.g4_zeta * base ** (self.g4_zeta - 1.0) * 0.5 * self.g4_lambda
+        powers = {}  # integer powers by repeated squaring: much cheaper than a generic pow
+        for lam in {lam for lam, _ in params}:
+            wanted = {int(z) for lm, z in params if lm == lam}
+            base = torch.clamp(0.5 + (0.5 * lam) * cos_t, min=0.0)
+            powers[lam] = _integer_powers(base, sorted(wanted | {z - 1 for z in wanted if z > 1}))
+        power = torch.stack([powers[lam][int(z)] for lam, z in params], dim=1)
+        slope = torch.stack([(0.5 * lam * z) * powers[lam][int(z) - 1] if z > 1 else
+                             torch.full_like(cos_t, 0.5 * lam) for lam, z in params], dim=1)
+        return power, slope
 
     # -- bookkeeping ---------------------------------------------------------------------------------------------------
     def _prepare(
@@ -709,46 +724,86 @@ class TorchACSF(torch.nn.Module):
         pbc: Any = False,
         pairs: Mapping[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Descriptors G (n, F) and their exact Jacobian dG/dR (n, F, n, 3) (not itself differentiable).
+        """Descriptors G (n, F) and their exact Jacobian dG/dR (n, F, n, 3) as a dense array (not differentiable).
+
+        n²·F·3 numbers: for small cells and teaching; :meth:`forward_with_sparse_jacobian` holds only the non-zero
+        blocks (atoms within r_cut of each other) and is what training stores.
+        """
+        G, centre, atom, values = self.forward_with_sparse_jacobian(positions, numbers, cell, pbc, pairs)
+        n = G.shape[0]
+        J = G.new_zeros((n, n, self.n_features, 3))
+        J[centre, atom] = values
+        return G, J.permute(0, 2, 1, 3).contiguous()
+
+    def forward_with_sparse_jacobian(
+        self,
+        positions: torch.Tensor,
+        numbers: Any,
+        cell: torch.Tensor | None = None,
+        pbc: Any = False,
+        pairs: Mapping[str, torch.Tensor] | None = None,
+        triplet_chunk: int = 32768,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Descriptors G (n, F) and their exact Jacobian per pair of atoms (not differentiable).
+
+        Returns ``G, centre, atom, values``: ``values[s]`` (F, 3) is ∂G_{centre[s]}/∂R_{atom[s]} in Å⁻¹ for every pair
+        of atoms (i, a) whose block is not zero by construction — a within r_cut of i (any periodic image) and i
+        itself — sorted by centre, then atom; all other blocks are exactly zero. About n·(M + 1)·F·3 numbers for M
+        neighbours per atom, instead of the dense n²·F·3.
 
         Each pair term depends on one displacement d_ij and each triplet term on d_ij and d_ik, so the analytic
-        derivative of every term with respect to its own vectors is all that is needed; it is then scattered onto
-        atoms j, k (+) and i (−). Much faster than autograd row by row; tested against autograd.
+        derivative of every term with respect to its own vectors is all that is needed; it is scattered onto atoms
+        j, k (+) and i (−), the triplets ``triplet_chunk`` at a time. Tested against autograd.
         """
         with torch.no_grad():
             positions = positions.detach() if isinstance(positions, torch.Tensor) else positions
-            prep = self._prepare(positions, numbers, cell, pbc, pairs)
-            n, d, F = prep["n"], prep["d"], self.n_features
-            j = prep["j"]
+            prep = self._prepare(positions, numbers, cell, pbc, pairs, triplets=False)
+            d = prep["d"]
+            live = (d * d).sum(-1) <= self.r_cut**2  # pairs beyond r_cut (a larger list) add exactly zero
+            if not bool(live.all()):
+                prep = {**prep, "i": prep["i"][live], "j": prep["j"][live], "d": d[live]}
+            n, d, i, j, F = prep["n"], prep["d"], prep["i"], prep["j"], self.n_features
+            # one block per pair of atoms (i, a); images of the same atom share it; (i, i) always exists
+            keys, slot = torch.unique(torch.cat([i * n + j, torch.arange(n) * (n + 1)]), return_inverse=True)
+            slot_pair, slot_self = slot[: len(i)], slot[len(i):]
             G = torch.zeros((n, F), dtype=d.dtype)
-            # derivatives with respect to the neighbours j (and k); the centre's own column follows at the end from
-            # translation invariance: ∂G_i/∂R_i = −Σ_{a} (∂G_i/∂R_a from the neighbour terms)
-            J = torch.zeros((n * F * n, 3), dtype=d.dtype)
+            J = torch.zeros((len(keys) * F, 3), dtype=d.dtype)
+
+            def scatter(slots: torch.Tensor, feat: torch.Tensor, jac: torch.Tensor) -> None:
+                """+jac on the blocks ``slots``, features ``feat`` (the centres' own −jac follow at the end)."""
+                J.index_add_(0, (slots[:, None] * F + feat).reshape(-1), jac.reshape(-1, 3))
+
             if d.shape[0]:
                 vals, jac = self._radial_with_grad(d)  # (P, n_radial), (P, n_radial, 3)
                 rows = self._radial_rows(prep)
                 rad = torch.zeros((n * self.n_types, self.n_radial), dtype=d.dtype).index_add_(0, rows, vals)
                 G[:, : self.n_types * self.n_radial] = rad.reshape(n, -1)
-                feat = (rows // self.n_types * F + (rows % self.n_types) * self.n_radial)[:, None] + torch.arange(
-                    self.n_radial
-                )
-                J.index_add_(0, (feat * n + j[:, None]).reshape(-1), jac.reshape(-1, 3))
-            if self.n_angular and prep["p"] is not None and len(prep["p"]):
-                p, q = prep["p"], prep["q"]
-                vals, jac_ij, jac_ik = self._angular_with_grad(d[p], d[q])  # (T, n_G4), (T, n_G4, 3) × 2
+                scatter(slot_pair, (rows % self.n_types * self.n_radial)[:, None] + torch.arange(self.n_radial), jac)
+            if self.n_angular and d.shape[0]:
+                p_all, q_all = triplets_from_pairs(i)
                 n_pt = self.n_types * (self.n_types + 1) // 2
-                rows = self._angular_rows(prep)
-                centre, block = rows // n_pt, rows % n_pt
                 offset = self.n_types * self.n_radial
-                G_ang = torch.zeros((n * n_pt, self.n_angular), dtype=d.dtype).index_add_(0, rows, vals)
+                G_ang = torch.zeros((n * n_pt, self.n_angular), dtype=d.dtype)
+                for start in range(0, len(p_all), max(1, int(triplet_chunk))):
+                    p, q = p_all[start:start + triplet_chunk], q_all[start:start + triplet_chunk]
+                    d_jk = d[q] - d[p]
+                    keep = (d_jk * d_jk).sum(-1) <= self.r_cut**2  # f_c(r_jk) = 0 beyond: value and slope zero
+                    p, q = p[keep], q[keep]
+                    if not len(p):
+                        continue
+                    vals, jac_ij, jac_ik = self._angular_with_grad(d[p], d[q])  # (T, n_G4), (T, n_G4, 3) × 2
+                    rows = self._angular_rows({**prep, "p": p, "q": q})
+                    G_ang.index_add_(0, rows, vals)
+                    feat = (offset + rows % n_pt * self.n_angular)[:, None] + torch.arange(self.n_angular)
+                    scatter(slot_pair[p], feat, jac_ij)
+                    scatter(slot_pair[q], feat, jac_ik)
                 G[:, offset:] = G_ang.reshape(n, -1)
-                feat = (centre * F + offset + block * self.n_angular)[:, None] + torch.arange(self.n_angular)
-                index = torch.cat([(feat * n + j[p][:, None]).reshape(-1), (feat * n + j[q][:, None]).reshape(-1)])
-                J.index_add_(0, index, torch.cat([jac_ij.reshape(-1, 3), jac_ik.reshape(-1, 3)]))
-            J = J.reshape(n, F, n, 3)
-            idx = torch.arange(n)
-            J[idx, :, idx, :] -= J.sum(dim=2)
-        return G, J
+            # every term moves with its centre atom the other way (translation invariance): the block (i, i) gets
+            # −Σ of the terms scattered onto row i (terms of i's own images, already in (i, i), cancel)
+            J = J.reshape(len(keys), F, 3)
+            row_sums = torch.zeros((n, F, 3), dtype=d.dtype).index_add_(0, keys // max(n, 1), J)
+            J[slot_self] -= row_sums
+        return G, keys // max(n, 1), keys % max(n, 1), J
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -1169,6 +1224,30 @@ def descriptors_and_jacobian(atoms: Atoms, settings: ACSFSettings = TUNED_ACSF) 
         atoms.pbc,
     )
     return G.numpy(), J.numpy()
+
+
+def descriptors_and_sparse_jacobian(
+    atoms: Atoms, settings: ACSFSettings = TUNED_ACSF
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """G (n_atoms, F) and the non-zero blocks of dG/dR of one frame, float64, exact: ``G, centre, atom, values``
+    with ``values[s, f, c]`` = ∂G_{centre[s], f} / ∂R_{atom[s], c} in Å⁻¹
+    (:meth:`TorchACSF.forward_with_sparse_jacobian`).
+
+    Forces of a model E = Σ_i E_i(G_i): ``F[atom[s]] -= Σ_f ∂E/∂G_{centre[s], f} · values[s, f]`` summed over s.
+    Memory: n·(M + 1)·F·3 numbers for M neighbours within r_cut per atom, linear in n (the dense Jacobian of
+    :func:`descriptors_and_jacobian` is n²·F·3).
+    """
+    if not isinstance(atoms, Atoms):
+        raise ValueError(f"expected an ase.Atoms, got {type(atoms).__name__}.")
+    _check_numbers(atoms.numbers, settings.species)
+    module = _torch_acsf(settings)
+    G, centre, atom, values = module.forward_with_sparse_jacobian(
+        torch.as_tensor(atoms.positions, dtype=torch.float64),
+        atoms.numbers,
+        torch.as_tensor(np.asarray(atoms.cell), dtype=torch.float64),
+        atoms.pbc,
+    )
+    return G.numpy(), centre.numpy(), atom.numpy(), values.numpy()
 
 
 def descriptors_and_jacobians(
