@@ -8,7 +8,9 @@ differentiable symmetry functions (:class:`helpers.descriptors.TorchACSF`):
   (R → R(1+ε), cell → cell(1+ε)), in ASE's convention and Voigt order (xx, yy, zz, yz, xz, xy), eV/Å³. A cell under
   compression has negative stress; the pressure is −trace(σ)/3.
 
-The descriptor and the networks are evaluated in float64 so that MD conserves energy. The neighbour list is built
+The descriptor and the networks are evaluated in float64 so that MD conserves energy, block by block of centre
+atoms (:class:`helpers.descriptors.ChunkedACSF`): nothing of the size (triplets × features) is ever held, so memory
+and time per atom do not grow with the number of atoms. The neighbour list is built
 with a skin (r_cut + ``skin``) and reused until an atom has moved more than ``skin``/2 or the cell, the periodicity or
 the atoms change: molecular dynamics then pays for a new list only every few tens of steps.
 
@@ -22,7 +24,6 @@ Usage::
 from __future__ import annotations
 
 import copy
-import math
 import os
 import warnings
 from typing import Any
@@ -33,7 +34,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from helpers.descriptors import ACSFSettings, TorchACSF, neighbour_pairs
+from helpers.descriptors import ACSFSettings, ChunkedACSF, TorchACSF, neighbour_pairs
 from helpers.model import HDNNP, load_model
 
 __all__ = ["ExtrapolationError", "ExtrapolationWarning", "HDNNPCalculator"]
@@ -72,8 +73,13 @@ class HDNNPCalculator(Calculator):
         max_warnings: at most this many extrapolation warnings per calculator (an MD run would otherwise print one
             per step); the counts keep being recorded in ``results``.
         dtype: floating-point type of the descriptor and network evaluation (float64 by default).
-        fast_g4: use a hand-written backward pass for the angular symmetry functions (same numbers, about 1.5×
-            faster MD); False differentiates :class:`~helpers.descriptors.TorchACSF` with plain autograd.
+        fast_g4: evaluate descriptors, atomic energies and their exact derivatives block by block of centre atoms
+            (:meth:`helpers.descriptors.ChunkedACSF.energy_and_gradients`, the default): memory and time per atom
+            stay flat from tens to tens of thousands of atoms (benchmarks/RESULTS.md). False differentiates
+            :class:`~helpers.descriptors.TorchACSF` with plain autograd (same numbers; all triplets at once, so
+            memory grows with the system — a reference for tests).
+        chunk_size: about how many neighbour pairs (j, k) of the angular terms one block may hold (see
+            :class:`~helpers.descriptors.ChunkedACSF`); the results do not depend on it.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
@@ -89,6 +95,7 @@ class HDNNPCalculator(Calculator):
         max_warnings: int = 5,
         dtype: torch.dtype = torch.float64,
         fast_g4: bool = True,
+        chunk_size: int = 131072,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -115,7 +122,8 @@ class HDNNPCalculator(Calculator):
                 f"The model expects {self.model.n_features} features but its descriptor settings give "
                 f"{self.settings.n_features}; the model file is inconsistent."
             )
-        self.acsf = (_FastACSF if fast_g4 else TorchACSF)(self.settings, dtype=dtype)
+        self.acsf = ChunkedACSF(self.settings, dtype=dtype, chunk_size=chunk_size) if fast_g4 else \
+            TorchACSF(self.settings, dtype=dtype)
         self.dtype = dtype
         self.skin = float(skin)
         self.extrapolation = extrapolation
@@ -212,13 +220,27 @@ class HDNNPCalculator(Calculator):
         else:
             pos_in, cell_in = positions, cell
         numbers = torch.as_tensor(atoms.get_atomic_numbers(), dtype=torch.long)
-        with torch.enable_grad():
-            g = self.acsf(pos_in, numbers, cell_in, torch.as_tensor(pbc), pairs=pairs)
-            e_members = self.model.atomic_energies(g, species, members=True)  # (n_atoms, n_members)
-            e_atoms = e_members.mean(1)
-            energy = e_atoms.sum()
-            inputs = [positions, strain] if periodic else [positions]
-            grads = torch.autograd.grad(energy, inputs)
+        inputs = [positions, strain] if periodic else [positions]
+        if isinstance(self.acsf, ChunkedACSF):
+            # block by block of centre atoms: descriptors, atomic energies and their gradient in one pass
+            member_blocks: list[torch.Tensor] = []
+
+            def atomic_energy(g_rows: torch.Tensor, rows: slice) -> torch.Tensor:
+                e_k = self.model.atomic_energies(g_rows, species[rows], members=True)
+                member_blocks.append(e_k.detach())
+                return e_k.mean(1)
+
+            g, e_atoms, grads = self.acsf.energy_and_gradients(pos_in, numbers, cell_in, torch.as_tensor(pbc), pairs,
+                                                               atomic_energy, inputs)
+            e_members = torch.cat(member_blocks)
+            grads = [torch.zeros_like(x) if gx is None else gx for x, gx in zip(inputs, grads)]
+        else:
+            with torch.enable_grad():
+                g = self.acsf(pos_in, numbers, cell_in, torch.as_tensor(pbc), pairs=pairs)
+                e_members = self.model.atomic_energies(g, species, members=True)  # (n_atoms, n_members)
+                e_atoms = e_members.mean(1)
+                grads = torch.autograd.grad(e_atoms.sum(), inputs)
+        energy = e_atoms.sum()
 
         flagged = np.flatnonzero(self.model.extrapolation_mask(
             g.detach(), species, tolerance=self.extrapolation_tolerance).numpy())
@@ -258,110 +280,3 @@ class HDNNPCalculator(Calculator):
             f"(first indices: {flagged[:8].tolist()}). The model extrapolates here and its energy and forces are "
             "not trustworthy; add such structures to the training data."
         )
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# A faster G4 kernel for MD: same values as TorchACSF, hand-written backward pass
-# ----------------------------------------------------------------------------------------------------------------------
-def _cutoff_and_slope(r: torch.Tensor, r_cut: float) -> tuple[torch.Tensor, torch.Tensor]:
-    inside = r <= r_cut
-    x = math.pi * r / r_cut
-    fc = torch.where(inside, 0.5 * (torch.cos(x) + 1.0), torch.zeros_like(r))
-    dfc = torch.where(inside, -0.5 * math.pi / r_cut * torch.sin(x), torch.zeros_like(r))
-    return fc, dfc
-
-
-def _integer_powers(base: torch.Tensor, exponents: list[int]) -> dict[int, torch.Tensor]:
-    """{z: base**z} for integers z ≥ 0 by repeated squaring (much cheaper than a generic pow)."""
-    cache: dict[int, torch.Tensor] = {0: torch.ones_like(base), 1: base}
-
-    def power(z: int) -> torch.Tensor:
-        if z not in cache:
-            half = power(z // 2)
-            cache[z] = half * half * base if z % 2 else half * half
-        return cache[z]
-
-    return {z: power(z) for z in exponents}
-
-
-class _AngularTerms(torch.autograd.Function):
-    """G4 triplet terms (T, n_G4) with an analytic backward pass that never forms (T, n_G4, 3) tensors."""
-
-    @staticmethod
-    def forward(ctx: Any, d_ij: torch.Tensor, d_ik: torch.Tensor, module: _FastACSF) -> torch.Tensor:
-        ctx.module = module
-        ctx.save_for_backward(d_ij, d_ik)
-        with torch.no_grad():
-            return module.angular_parts(d_ij, d_ik, need_grad=False)[0]
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
-        a, b = ctx.saved_tensors
-        m: _FastACSF = ctx.module
-        with torch.no_grad():
-            _, (power, dpower, gauss, fc, geometry) = m.angular_parts(a, b, need_grad=True)
-            g = grad_out.reshape(-1, m.n_eta, m.n_lz)  # features ordered (eta, (lambda, zeta))
-            g_p = (g * power[:, None, :]).sum(-1)  # (T, n_eta)
-            g_dp = (g * dpower[:, None, :]).sum(-1)
-            dl_dcos = 2.0 * fc * (g_dp * gauss).sum(-1)
-            dl_dfc = 2.0 * (g_p * gauss).sum(-1)
-            dl_ds = -2.0 * fc * (g_p * gauss * m.eta_values).sum(-1)
-            dcos_da, dcos_db, ds_da, ds_db, dfc_da, dfc_db = geometry
-            grad_a = dl_dcos[:, None] * dcos_da + dl_ds[:, None] * ds_da + dl_dfc[:, None] * dfc_da
-            grad_b = dl_dcos[:, None] * dcos_db + dl_ds[:, None] * ds_db + dl_dfc[:, None] * dfc_db
-        return grad_a, grad_b, None
-
-
-class _FastACSF(TorchACSF):
-    """TorchACSF whose G4 terms use :class:`_AngularTerms` (about 1.5× faster forward + backward in MD).
-
-    Used only when the G4 parameters form a grid (every η with every (λ, ζ), η-major, integer ζ), as the presets do;
-    otherwise it falls back to TorchACSF's own terms. Values and derivatives equal TorchACSF's to rounding
-    (tests/test_calculator.py compares them).
-    """
-
-    def __init__(self, settings: ACSFSettings, dtype: torch.dtype = torch.float64) -> None:
-        super().__init__(settings, dtype)
-        params = list(settings.g4_params)
-        etas = list(dict.fromkeys(eta for eta, _, _ in params))
-        lz = list(dict.fromkeys((lam, zeta) for _, zeta, lam in params))
-        self.grid = bool(params) and params == [(e, z, lam) for e in etas for (lam, z) in lz] and all(
-            float(z).is_integer() for _, z in lz)
-        self.lz = [(float(lam), int(z)) for lam, z in lz]
-        self.n_eta, self.n_lz = len(etas), len(lz)
-        self.register_buffer("eta_values", torch.tensor(etas, dtype=dtype), persistent=False)
-
-    def angular_parts(self, a: torch.Tensor, b: torch.Tensor, need_grad: bool) -> tuple[Any, Any]:
-        c = b - a
-        r2a, r2b, r2c = (a * a).sum(-1), (b * b).sum(-1), (c * c).sum(-1)
-        ra, rb, rc = r2a.sqrt(), r2b.sqrt(), r2c.sqrt()
-        cos_t = (a * b).sum(-1) / (ra * rb)
-        fa, dfa = _cutoff_and_slope(ra, self.r_cut)
-        fb, dfb = _cutoff_and_slope(rb, self.r_cut)
-        fcc, dfcc = _cutoff_and_slope(rc, self.r_cut)
-        fc = fa * fb * fcc
-        zetas = sorted({z for _, z in self.lz} | ({z - 1 for _, z in self.lz if z > 0} if need_grad else set()))
-        powers = {lam: _integer_powers(torch.clamp(0.5 * (1.0 + lam * cos_t), min=0.0), zetas)
-                  for lam in {lam for lam, _ in self.lz}}
-        power = torch.stack([powers[lam][z] for lam, z in self.lz], -1)  # (T, n_lz)
-        gauss = torch.exp(-self.eta_values * (r2a + r2b + r2c)[:, None])  # (T, n_eta)
-        if not need_grad:
-            values = 2.0 * gauss[:, :, None] * power[:, None, :] * fc[:, None, None]
-            return values.reshape(len(fc), -1), None
-        dpower = torch.stack([0.5 * lam * z * powers[lam][z - 1] if z > 0 else torch.zeros_like(fc)
-                              for lam, z in self.lz], -1)
-        ua, ub, uc = a / ra[:, None], b / rb[:, None], c / rc[:, None]
-        geometry = (
-            (ub - cos_t[:, None] * ua) / ra[:, None],  # dcos/da
-            (ua - cos_t[:, None] * ub) / rb[:, None],  # dcos/db
-            2.0 * (a - c),  # ds/da, s = r_ij² + r_ik² + r_jk²
-            2.0 * (b + c),  # ds/db
-            (dfa * fb * fcc)[:, None] * ua - (fa * fb * dfcc)[:, None] * uc,  # dfc/da
-            (fa * dfb * fcc)[:, None] * ub + (fa * fb * dfcc)[:, None] * uc,  # dfc/db
-        )
-        return None, (power, dpower, gauss, fc, geometry)
-
-    def angular_terms(self, d_ij: torch.Tensor, d_ik: torch.Tensor) -> torch.Tensor:
-        if not self.grid or d_ij.ndim != 2:
-            return super().angular_terms(d_ij, d_ik)
-        return _AngularTerms.apply(d_ij, d_ik, self)

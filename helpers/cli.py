@@ -1,4 +1,4 @@
-"""Command line: ``python -m helpers train|evaluate``.
+"""Command line: ``python -m helpers train|evaluate|export-lammps``.
 
 Examples::
 
@@ -9,11 +9,19 @@ Examples::
     python -m helpers train --xyz train.extxyz --test test.extxyz --out model.pt --metrics metrics.json
     python -m helpers evaluate --model model.pt --xyz test.extxyz --metrics test_metrics.json
 
+    # predicted energy (eV) and forces (eV/Å) of every frame, as extxyz, to compare outside Python
+    python -m helpers evaluate --model model.pt --xyz test.extxyz --metrics m.json --predictions pred.extxyz
+
+    # SNAP descriptors (computed by LAMMPS) and tanh layers, then LAMMPS ML-IAP files and an NVT input
+    python -m helpers train --xyz train.extxyz --descriptor snap --out snap.pt --metrics snap.json
+    python -m helpers export-lammps --model snap.pt --out lammps/
+
     # several processes (torch DistributedDataParallel; gloo on CPU, nccl on GPU)
     torchrun --nproc_per_node 2 -m helpers train --xyz train.extxyz --out model.pt --metrics metrics.json
 
-Existing ``--out``/``--metrics`` files are never overwritten unless ``--force`` is given; every output must differ
-from every other output and every input, and its folder must be writable — checked before anything is computed.
+Existing ``--out``/``--metrics``/``--predictions`` files are never overwritten unless ``--force`` is given; every
+output must differ from every other output and every input, and its folder must be writable — checked before anything
+is computed.
 Ctrl-C stops the whole run (every committee member) with exit status 130, writes the metrics file marked
 ``"interrupted": true`` and a checkpoint (beside ``--out`` unless ``--checkpoint`` is given), and prints the
 ``--resume`` command that continues exactly where the last completed epoch ended.
@@ -177,7 +185,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m helpers", description="Train and evaluate HDNNP models.")
+    from helpers.descriptors import DENSE_ACSF, LECTURE_ACSF, TUNED_ACSF
+    from helpers.export import add_export_parser
+    from helpers.snap import SI_SNAP
+
+    parser = argparse.ArgumentParser(prog="python -m helpers", description="Train and evaluate HDNNP models, and "
+                                     "export SNAP models to LAMMPS.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on lecture arrays (--desc/--label) or an ASE file (--xyz)",
@@ -204,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{FORCE_DEFAULTS['epochs']} with forces, {ENERGY_ONLY_DEFAULTS['epochs']} for energies only)")
     t.add_argument("--max-minutes", type=_positive_float, default=None, help="wall-time budget for training")
     t.add_argument("--hidden", type=_positive_int, nargs="+", default=list(DEFAULT_HIDDEN), help="hidden layer widths")
-    t.add_argument("--activation", default="silu")
+    t.add_argument("--activation", default=None, help="activation of the hidden layers (helpers.model.ACTIVATIONS; "
+                   "default: silu, and tanh with --descriptor snap, since LAMMPS ML-IAP cannot run SiLU)")
     t.add_argument("--batch-size", type=_positive_int, default=None, help=f"frames per step (default: "
                    f"{FORCE_DEFAULTS['batch_size']} with forces, {ENERGY_ONLY_DEFAULTS['batch_size']} for energies "
                    "only; all frames if fewer)")
@@ -227,9 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "baseline cannot be exported to LAMMPS)")
     t.add_argument("--lbfgs-steps", type=_non_negative_int, default=None, help="full-batch L-BFGS polish after "
                    "Adam, at most this many iterations (default: TrainConfig; 0 turns it off)")
-    t.add_argument("--descriptor", choices=["dense", "tuned", "lecture"], default="dense",
-                   help="ACSF preset for --xyz: dense (54 features), tuned (the 33 of data/desc.npy) or lecture "
-                        "(11); species are taken from the data")
+    t.add_argument("--descriptor", choices=["dense", "tuned", "lecture", "snap"], default="dense",
+                   help=f"descriptor for --xyz: an ACSF preset, dense ({DENSE_ACSF.n_features} features), tuned "
+                        f"(the {TUNED_ACSF.n_features} of data/desc.npy) or lecture ({LECTURE_ACSF.n_features}), or "
+                        f"snap ({SI_SNAP.n_features} SNAP bispectrum components, r_cut {SI_SNAP.r_cut:g} Å, 2J = "
+                        f"{SI_SNAP.twojmax}, computed by LAMMPS; the model can be run in LAMMPS after "
+                        "export-lammps); species are taken from the data")
     t.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file (with --resume: continue from it; "
                    "default: OUT.ckpt.pt beside --out, removed when training finishes)")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint (the "
@@ -242,7 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--energy-key", default=None)
     e.add_argument("--forces-key", default=None)
     e.add_argument("--no-forces", action="store_true", help="evaluate energies only")
+    e.add_argument("--predictions", type=Path, default=None, help="also write the predicted energy (eV) and forces "
+                   "(eV/Å) of every frame to this extxyz file (reference labels kept as ref_energy/ref_forces)")
     _add_common(e)
+    add_export_parser(sub)
     return parser
 
 
@@ -397,13 +417,31 @@ def _read(path: Path, args: argparse.Namespace, what: str) -> list:
 
 
 def _settings_for(frames: list, preset: str) -> Any:
+    """Descriptor settings of ``--descriptor`` for the elements of ``frames`` (ordered by atomic number)."""
     from ase.data import atomic_numbers
 
     from helpers.descriptors import DENSE_ACSF, LECTURE_ACSF, TUNED_ACSF
+    from helpers.snap import SI_SNAP
 
-    base = {"dense": DENSE_ACSF, "tuned": TUNED_ACSF, "lecture": LECTURE_ACSF}[preset]
     species = sorted({s for a in frames for s in a.get_chemical_symbols()}, key=lambda s: atomic_numbers[s])
+    if preset == "snap":  # radii 0.5 and weights 1 per element (SI_SNAP's): pair cutoff r_cut for every pair
+        return dataclasses.replace(SI_SNAP, species=tuple(species), radii=(), weights=())
+    base = {"dense": DENSE_ACSF, "tuned": TUNED_ACSF, "lecture": LECTURE_ACSF}[preset]
     return dataclasses.replace(base, species=tuple(species))
+
+
+def _choose_activation(args: argparse.Namespace) -> None:
+    """``--activation`` default: tanh for SNAP (exportable to LAMMPS), silu otherwise; warn on a SNAP model that
+    export-lammps would refuse."""
+    from helpers.export import EXPORTABLE_ACTIVATIONS
+
+    snap = args.xyz is not None and args.descriptor == "snap"
+    if args.activation is None:
+        args.activation = "tanh" if snap else "silu"
+    elif snap and args.activation not in EXPORTABLE_ACTIVATIONS:
+        warnings.warn(f"--activation {args.activation} with --descriptor snap: LAMMPS ML-IAP (model nn) knows only "
+                      f"{', '.join(sorted(EXPORTABLE_ACTIVATIONS))}, so export-lammps will refuse this model. Use "
+                      "--activation tanh (the default for snap) to run it in LAMMPS.", stacklevel=2)
 
 
 def _checkpoints(args: argparse.Namespace, n_members: int) -> list[Path]:
@@ -445,6 +483,18 @@ def _validate_train_args(args: argparse.Namespace) -> None:
         raise CLIError("--test works with --xyz; with --desc/--label use --test-fraction.")
     if args.committee is not None and args.committee < 1:
         raise CLIError(f"--committee must be at least 1, got {args.committee}.")
+    from helpers.model import ACTIVATIONS
+
+    if args.activation is not None and args.activation not in ACTIVATIONS:
+        raise CLIError(f"--activation {args.activation}: unknown; choose one of {', '.join(sorted(ACTIVATIONS))}.")
+    if args.xyz is not None and args.descriptor == "snap":
+        from helpers.snap import lammps_available
+
+        ok, why = lammps_available()
+        if not ok:
+            raise CLIError(f"--descriptor snap needs the LAMMPS Python module ({why}). Install it with "
+                           "pip install lammps mpich, or use an ACSF preset (--descriptor dense).")
+    _choose_activation(args)
     _fractions(args.test_fraction, args.val_fraction, 3)
     inputs = {"--desc": args.desc, "--label": args.label, "--xyz": args.xyz, "--test": args.test}
     for name, p in inputs.items():
@@ -678,20 +728,22 @@ def _info(frames: list, key: str) -> Any:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
-    from helpers.descriptors import ACSFSettings
+    from helpers.export import write_predictions
     from helpers.metrics import energy_force_metrics, metrics_by_group
     from helpers.model import load_model
+    from helpers.snap import settings_from_dict
     from helpers.training import dataset_from_frames, predict, reference_values
 
     for name, p in (("--model", args.model), ("--xyz", args.xyz)):
         if not p.is_file():
             raise CLIError(f"{name} {p}: no such file.")
-    _check_paths({"--model": args.model, "--xyz": args.xyz}, {"--metrics": args.metrics}, args.force)
+    _check_paths({"--model": args.model, "--xyz": args.xyz}, {"--metrics": args.metrics,
+                                                               "--predictions": args.predictions}, args.force)
     model = load_model(args.model)
     if not model.descriptor:
         raise CLIError(f"{args.model} records no descriptor settings (it was trained on precomputed arrays), so it "
                        "cannot compute descriptors for structures. Evaluate it on arrays in Python instead.")
-    settings = ACSFSettings.from_dict(model.descriptor)
+    settings = settings_from_dict(model.descriptor)  # ACSF or SNAP, as the model records
     frames = _read(args.xyz, args, "--xyz")
     present = sorted({s for a in frames for s in a.get_chemical_symbols()})
     unknown = [s for s in present if s not in model.elements]
@@ -701,6 +753,9 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     ds = dataset_from_frames(frames, settings, with_forces=False if args.no_forces else None,
                              progress=not args.quiet)
     pred = predict(model, ds, device=None)
+    if args.predictions is not None:  # in file order, energies (eV) and forces (eV/Å) as predict gave them
+        write_predictions(None, frames, args.predictions, overwrite=args.force, energies_ev=pred["energy_ev"],
+                          forces_ev_per_a=pred["forces_ev_per_a"])
     ref = reference_values(ds)
     if pred["forces_ev_per_a"] is not None:
         metrics = energy_force_metrics(pred["energy_per_atom_ev"], ref["energy_per_atom_ev"],
@@ -708,6 +763,7 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     else:
         metrics = energy_force_metrics(pred["energy_per_atom_ev"], ref["energy_per_atom_ev"])
     metrics.update({"n_test_frames": ds.n_frames, "model": str(args.model), "xyz": str(args.xyz),
+                    "predictions": str(args.predictions) if args.predictions is not None else None,
                     "n_train_frames": (model.metadata.get("train_metrics") or {}).get("n_train_frames"),
                     "train_seconds": (model.metadata.get("train_metrics") or {}).get("train_seconds"),
                     "committee_members": model.n_members})
@@ -751,6 +807,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if args.command == "train":
                 cmd_train(args)
+            elif args.command == "export-lammps":
+                from helpers.export import cmd_export_lammps
+
+                cmd_export_lammps(args)
             else:
                 cmd_evaluate(args)
         except TrainingInterrupted as stop:

@@ -100,6 +100,11 @@ def _mount_drive() -> None:
     drive.mount(str(config.DRIVE_MOUNT_POINT))
 
 
+def _four_files() -> str:
+    """``"manifest.json, si_dft.extxyz, desc.npy and label.npy"``: the files of a complete data folder."""
+    return ", ".join(DATA_FILE_NAMES[:-1]) + " and " + DATA_FILE_NAMES[-1]
+
+
 def find_data_dir(
     path: str | os.PathLike | None = None,
     *,
@@ -120,8 +125,9 @@ def find_data_dir(
     """
     how_to_fix = (
         "\nHow to fix: run from a complete copy of the repository (its data/ folder ships the data), or set "
-        f"{env_var}=/path/to/folder, or pass find_data_dir('/path/to/folder'). In Colab, put desc.npy and label.npy "
-        f"into MyDrive/{config.DEFAULT_DRIVE_FOLDER} on Google Drive (or set {config.DRIVE_FOLDER_ENV_VAR})."
+        f"{env_var}=/path/to/folder, or pass find_data_dir('/path/to/folder'). In Colab, upload "
+        f"{_four_files()} (unchanged, from the repository's data/ folder) to the Google Drive folder "
+        f"MyDrive/{config.DEFAULT_DRIVE_FOLDER} (or set {config.DRIVE_FOLDER_ENV_VAR} to the folder that holds them)."
     )
     env_value = os.environ.get(env_var)
     repo_dir = Path(REPO_DATA_DIR)
@@ -259,7 +265,10 @@ def load_manifest(data_dir: str | os.PathLike | None = None) -> dict:
         raise DataFileNotFoundError(
             f"No {MANIFEST_NAME} in {folder} (found: {present or 'nothing'}). The shipped data folder has one: "
             f"restore it with `git checkout data/{MANIFEST_NAME}` (or `git checkout data/`) in the repository, or "
-            "download the data folder again. Your own data need no manifest."
+            "download the data folder again. Your own data need no manifest. In Colab with USE_DRIVE = True, the "
+            f"Google Drive data folder (MyDrive/{config.DEFAULT_DRIVE_FOLDER} by default) needs all four files: "
+            f"upload {_four_files()} from the repository's data/ folder, unchanged (desc.npy and label.npy alone "
+            "are not enough)."
         )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))

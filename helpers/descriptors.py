@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +41,10 @@ __all__ = [
     "neighbour_pairs",
     "triplets_from_pairs",
     "TorchACSF",
+    "ChunkedACSF",
     "descriptors_and_jacobian",
     "descriptors_and_jacobians",
+    "descriptors_and_sparse_jacobian",
     "cutoff_function",
 ]
 
@@ -611,10 +613,8 @@ class TorchACSF(torch.nn.Module):
         dfc_db = (f_a * df_b * f_c)[:, None] * u_b + (f_a * f_b * df_c)[:, None] * u_c
         ds_da = 2.0 * (a - c)  # s = r_ij² + r_ik² + r_jk²
         ds_db = 2.0 * (b + c)
-        lam, zeta, eta = self.g4_lambda, self.g4_zeta, self.g4_eta
-        base = torch.clamp(0.5 * (1.0 + lam * cos_t[:, None]), min=0.0)  # (T, m)
-        power = base**zeta
-        dpower_dcos = zeta * base ** (zeta - 1.0) * 0.5 * lam  # (T, m)
+        eta = self.g4_eta
+        power, dpower_dcos = self._angular_powers(cos_t)  # (T, m) each
         gauss = torch.exp(-eta * (r_a * r_a + r_b * r_b + r_c * r_c)[:, None])
         vals = 2.0 * power * gauss * fc[:, None]
         pre_cos = (2.0 * dpower_dcos * gauss * fc[:, None])[..., None]
@@ -624,9 +624,26 @@ class TorchACSF(torch.nn.Module):
         grad_b = pre_cos * dcos_db[:, None] + pre_s * ds_db[:, None] + pre_fc * dfc_db[:, None]
         return vals, grad_a, grad_b
 
+    def _angular_powers(self, cos_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(½(1 + λ cos θ))^ζ and its derivative in cos θ for every G4 column, (T, m) each."""
+        params = [(float(lam), float(z)) for _, z, lam in self.settings.g4_params]
+        if not all(z.is_integer() for _, z in params):
+            base = torch.clamp(0.5 * (1.0 + self.g4_lambda * cos_t[:, None]), min=0.0)
+            return base**self.g4_zeta, self.g4_zeta * base ** (self.g4_zeta - 1.0) * 0.5 * self.g4_lambda
+        powers = {}  # integer powers by repeated squaring: much cheaper than a generic pow
+        for lam in {lam for lam, _ in params}:
+            wanted = {int(z) for lm, z in params if lm == lam}
+            base = torch.clamp(0.5 + (0.5 * lam) * cos_t, min=0.0)
+            powers[lam] = _integer_powers(base, sorted(wanted | {z - 1 for z in wanted if z > 1}))
+        power = torch.stack([powers[lam][int(z)] for lam, z in params], dim=1)
+        slope = torch.stack([(0.5 * lam * z) * powers[lam][int(z) - 1] if z > 1 else
+                             torch.full_like(cos_t, 0.5 * lam) for lam, z in params], dim=1)
+        return power, slope
+
     # -- bookkeeping ---------------------------------------------------------------------------------------------------
     def _prepare(
-        self, positions: torch.Tensor, numbers: Any, cell: Any, pbc: Any, pairs: Mapping[str, torch.Tensor] | None
+        self, positions: torch.Tensor, numbers: Any, cell: Any, pbc: Any, pairs: Mapping[str, torch.Tensor] | None,
+        triplets: bool = True,
     ) -> dict[str, Any]:
         if not isinstance(positions, torch.Tensor):
             positions = torch.as_tensor(np.asarray(positions, dtype=np.float64), dtype=self.dtype)
@@ -659,7 +676,7 @@ class TorchACSF(torch.nn.Module):
         if d.shape[0] and bool((d.detach().pow(2).sum(-1) < 1e-20).any()):
             raise ValueError("two atoms (or an atom and a periodic image) sit on top of each other: distance 0 Å.")
         p, q = (None, None)
-        if self.n_angular:
+        if self.n_angular and triplets:
             # keep only triplets with r_jk <= r_cut: the others are exactly zero (f_c(r_jk) = 0), value and slope
             p, q = triplets_from_pairs(pairs["i"])
             p, q = p.to(positions.device), q.to(positions.device)
@@ -707,47 +724,483 @@ class TorchACSF(torch.nn.Module):
         pbc: Any = False,
         pairs: Mapping[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Descriptors G (n, F) and their exact Jacobian dG/dR (n, F, n, 3) (not itself differentiable).
+        """Descriptors G (n, F) and their exact Jacobian dG/dR (n, F, n, 3) as a dense array (not differentiable).
+
+        n²·F·3 numbers: for small cells and teaching; :meth:`forward_with_sparse_jacobian` holds only the non-zero
+        blocks (atoms within r_cut of each other) and is what training stores.
+        """
+        G, centre, atom, values = self.forward_with_sparse_jacobian(positions, numbers, cell, pbc, pairs)
+        n = G.shape[0]
+        J = G.new_zeros((n, n, self.n_features, 3))
+        J[centre, atom] = values
+        return G, J.permute(0, 2, 1, 3).contiguous()
+
+    def forward_with_sparse_jacobian(
+        self,
+        positions: torch.Tensor,
+        numbers: Any,
+        cell: torch.Tensor | None = None,
+        pbc: Any = False,
+        pairs: Mapping[str, torch.Tensor] | None = None,
+        triplet_chunk: int = 32768,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Descriptors G (n, F) and their exact Jacobian per pair of atoms (not differentiable).
+
+        Returns ``G, centre, atom, values``: ``values[s]`` (F, 3) is ∂G_{centre[s]}/∂R_{atom[s]} in Å⁻¹ for every pair
+        of atoms (i, a) whose block is not zero by construction — a within r_cut of i (any periodic image) and i
+        itself — sorted by centre, then atom; all other blocks are exactly zero. About n·(M + 1)·F·3 numbers for M
+        neighbours per atom, instead of the dense n²·F·3.
 
         Each pair term depends on one displacement d_ij and each triplet term on d_ij and d_ik, so the analytic
-        derivative of every term with respect to its own vectors is all that is needed; it is then scattered onto
-        atoms j, k (+) and i (−). Much faster than autograd row by row; tested against autograd.
+        derivative of every term with respect to its own vectors is all that is needed; it is scattered onto atoms
+        j, k (+) and i (−), the triplets ``triplet_chunk`` at a time. Tested against autograd.
         """
         with torch.no_grad():
             positions = positions.detach() if isinstance(positions, torch.Tensor) else positions
-            prep = self._prepare(positions, numbers, cell, pbc, pairs)
-            n, d, F = prep["n"], prep["d"], self.n_features
-            j = prep["j"]
+            prep = self._prepare(positions, numbers, cell, pbc, pairs, triplets=False)
+            d = prep["d"]
+            live = (d * d).sum(-1) <= self.r_cut**2  # pairs beyond r_cut (a larger list) add exactly zero
+            if not bool(live.all()):
+                prep = {**prep, "i": prep["i"][live], "j": prep["j"][live], "d": d[live]}
+            n, d, i, j, F = prep["n"], prep["d"], prep["i"], prep["j"], self.n_features
+            # one block per pair of atoms (i, a); images of the same atom share it; (i, i) always exists
+            keys, slot = torch.unique(torch.cat([i * n + j, torch.arange(n) * (n + 1)]), return_inverse=True)
+            slot_pair, slot_self = slot[: len(i)], slot[len(i):]
             G = torch.zeros((n, F), dtype=d.dtype)
-            # derivatives with respect to the neighbours j (and k); the centre's own column follows at the end from
-            # translation invariance: ∂G_i/∂R_i = −Σ_{a} (∂G_i/∂R_a from the neighbour terms)
-            J = torch.zeros((n * F * n, 3), dtype=d.dtype)
+            J = torch.zeros((len(keys) * F, 3), dtype=d.dtype)
+
+            def scatter(slots: torch.Tensor, feat: torch.Tensor, jac: torch.Tensor) -> None:
+                """+jac on the blocks ``slots``, features ``feat`` (the centres' own −jac follow at the end)."""
+                J.index_add_(0, (slots[:, None] * F + feat).reshape(-1), jac.reshape(-1, 3))
+
             if d.shape[0]:
                 vals, jac = self._radial_with_grad(d)  # (P, n_radial), (P, n_radial, 3)
                 rows = self._radial_rows(prep)
                 rad = torch.zeros((n * self.n_types, self.n_radial), dtype=d.dtype).index_add_(0, rows, vals)
                 G[:, : self.n_types * self.n_radial] = rad.reshape(n, -1)
-                feat = (rows // self.n_types * F + (rows % self.n_types) * self.n_radial)[:, None] + torch.arange(
-                    self.n_radial
-                )
-                J.index_add_(0, (feat * n + j[:, None]).reshape(-1), jac.reshape(-1, 3))
-            if self.n_angular and prep["p"] is not None and len(prep["p"]):
-                p, q = prep["p"], prep["q"]
-                vals, jac_ij, jac_ik = self._angular_with_grad(d[p], d[q])  # (T, n_G4), (T, n_G4, 3) × 2
+                scatter(slot_pair, (rows % self.n_types * self.n_radial)[:, None] + torch.arange(self.n_radial), jac)
+            if self.n_angular and d.shape[0]:
+                p_all, q_all = triplets_from_pairs(i)
                 n_pt = self.n_types * (self.n_types + 1) // 2
-                rows = self._angular_rows(prep)
-                centre, block = rows // n_pt, rows % n_pt
                 offset = self.n_types * self.n_radial
-                G_ang = torch.zeros((n * n_pt, self.n_angular), dtype=d.dtype).index_add_(0, rows, vals)
+                G_ang = torch.zeros((n * n_pt, self.n_angular), dtype=d.dtype)
+                for start in range(0, len(p_all), max(1, int(triplet_chunk))):
+                    p, q = p_all[start:start + triplet_chunk], q_all[start:start + triplet_chunk]
+                    d_jk = d[q] - d[p]
+                    keep = (d_jk * d_jk).sum(-1) <= self.r_cut**2  # f_c(r_jk) = 0 beyond: value and slope zero
+                    p, q = p[keep], q[keep]
+                    if not len(p):
+                        continue
+                    vals, jac_ij, jac_ik = self._angular_with_grad(d[p], d[q])  # (T, n_G4), (T, n_G4, 3) × 2
+                    rows = self._angular_rows({**prep, "p": p, "q": q})
+                    G_ang.index_add_(0, rows, vals)
+                    feat = (offset + rows % n_pt * self.n_angular)[:, None] + torch.arange(self.n_angular)
+                    scatter(slot_pair[p], feat, jac_ij)
+                    scatter(slot_pair[q], feat, jac_ik)
                 G[:, offset:] = G_ang.reshape(n, -1)
-                feat = (centre * F + offset + block * self.n_angular)[:, None] + torch.arange(self.n_angular)
-                index = torch.cat([(feat * n + j[p][:, None]).reshape(-1), (feat * n + j[q][:, None]).reshape(-1)])
-                J.index_add_(0, index, torch.cat([jac_ij.reshape(-1, 3), jac_ik.reshape(-1, 3)]))
-            J = J.reshape(n, F, n, 3)
-            idx = torch.arange(n)
-            J[idx, :, idx, :] -= J.sum(dim=2)
-        return G, J
+            # every term moves with its centre atom the other way (translation invariance): the block (i, i) gets
+            # −Σ of the terms scattered onto row i (terms of i's own images, already in (i, i), cancel)
+            J = J.reshape(len(keys), F, 3)
+            row_sums = torch.zeros((n, F, 3), dtype=d.dtype).index_add_(0, keys // max(n, 1), J)
+            J[slot_self] -= row_sums
+        return G, keys // max(n, 1), keys % max(n, 1), J
 
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The same descriptor, with memory and time linear in the number of atoms (the calculator's kernel)
+# ----------------------------------------------------------------------------------------------------------------------
+def _cutoff_and_slope(r: torch.Tensor, r_cut: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """f_c(r) and df_c/dr."""
+    inside = r <= r_cut
+    x = (math.pi / r_cut) * r
+    fc = torch.where(inside, 0.5 * (torch.cos(x) + 1.0), 0.0)
+    dfc = torch.where(inside, (-0.5 * math.pi / r_cut) * torch.sin(x), 0.0)
+    return fc, dfc
+
+
+def _integer_powers(base: torch.Tensor, exponents: Iterable[int]) -> dict[int, torch.Tensor]:
+    """{z: base**z} for integers z ≥ 1 by repeated squaring (much cheaper than a generic pow)."""
+    cache: dict[int, torch.Tensor] = {1: base}
+
+    def power(z: int) -> torch.Tensor:
+        if z not in cache:
+            half = power(z // 2)
+            cache[z] = half * half * base if z % 2 else half * half
+        return cache[z]
+
+    return {z: power(z) for z in exponents}
+
+
+class NeighbourLayout:
+    """Pairs within r_cut arranged per centre atom: ``slots[i, s]`` is the pair index of the s-th neighbour of atom i
+    (``n_pairs`` past the end of its list). Two extra slots per centre hold far-away dummy vectors, so padded
+    triplets are finite and contribute exactly zero."""
+
+    def __init__(self, pair_i: torch.Tensor, n_atoms: int) -> None:
+        counts = torch.bincount(pair_i, minlength=n_atoms)
+        self.n_pairs = int(pair_i.numel())
+        self.counts = counts
+        self.width = int(counts.max()) if n_atoms and self.n_pairs else 0
+        start = torch.cumsum(counts, 0) - counts
+        column = torch.arange(self.n_pairs, device=pair_i.device) - start[pair_i]
+        self.slots = torch.full((n_atoms, self.width), self.n_pairs, dtype=torch.long, device=pair_i.device)
+        self.slots[pair_i, column] = torch.arange(self.n_pairs, device=pair_i.device)
+
+
+class ChunkedACSF(TorchACSF):
+    """:class:`TorchACSF` whose angular (G4) sum runs block by block of centre atoms, with exact hand-written
+    derivatives: the memory of a call and its time per atom do not grow with the number of atoms.
+
+    The radial terms are those of TorchACSF (differentiated by autograd). For the angular terms the neighbours of
+    each centre i are laid out in a row (:class:`NeighbourLayout`); a block of centres forms every pair (j, k),
+    j < k, of its rows, keeps those with r_jk ≤ r_cut, and evaluates
+
+        G4_i(η, ζ, λ) = Σ_{j<k} 2 (½(1 + λ cos θ_ijk))^ζ exp(−η s_ijk) f_c(r_ij) f_c(r_ik) f_c(r_jk),
+        s_ijk = r_ij² + r_ik² + r_jk²,
+
+    as one small matrix product per centre: [2 f_c f_c f_c exp(−η s)] for every η against [(½(1 + λ cos θ))^ζ] for
+    every (λ, ζ). Nothing of size (triplets × features) is kept: :meth:`forward` recomputes each block in its
+    backward pass, :meth:`energy_and_gradients` (the calculator's path) evaluates the atomic energies block by block
+    and differentiates each block once. Values and derivatives equal TorchACSF's to rounding
+    (tests/test_descriptors.py, tests/test_calculator.py).
+
+    Args:
+        settings, dtype: as for TorchACSF.
+        chunk_size: about how many neighbour pairs (j, k) one block of centres may form (≥ 1; a block holds at least
+            one centre). Memory per call is O(pairs + chunk_size · features); the result does not depend on it.
+    """
+
+    def __init__(self, settings: ACSFSettings, dtype: torch.dtype = torch.float64, chunk_size: int = 131072) -> None:
+        super().__init__(settings, dtype)
+        if isinstance(chunk_size, bool) or int(chunk_size) < 1:
+            raise ValueError(f"chunk_size must be a whole number ≥ 1 (pairs of neighbours per block), got "
+                             f"{chunk_size!r}.")
+        self.chunk_size = int(chunk_size)
+        params = list(settings.g4_params)
+        etas = list(dict.fromkeys(eta for eta, _, _ in params))
+        lz = list(dict.fromkeys((lam, zeta) for _, zeta, lam in params))
+        self.lz = [(float(lam), float(z)) for lam, z in lz]
+        self.n_eta, self.n_lz = len(etas), len(lz)
+        self.n_pairs_of_species = self.n_types * (self.n_types + 1) // 2
+        self.register_buffer("eta_values", torch.tensor(etas, dtype=dtype).reshape(1, -1, 1), persistent=False)
+        self.register_buffer("eta_weights", torch.stack([torch.ones(len(etas), dtype=dtype),
+                                                         torch.tensor(etas, dtype=dtype)]), persistent=False)
+        self.register_buffer("param_grid", torch.tensor([etas.index(e) * len(lz) + lz.index((lam, z))
+                                                         for e, z, lam in params], dtype=torch.long),
+                             persistent=False)
+        self._triangles: dict[int, tuple[torch.Tensor, ...]] = {}
+
+    # -- public entry points -------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        positions: torch.Tensor,
+        numbers: Any,
+        cell: torch.Tensor | None = None,
+        pbc: Any = False,
+        pairs: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        prep = self._live_pairs(positions, numbers, cell, pbc, pairs)
+        blocks = [self._radial(prep)]
+        if self.n_angular:
+            layout = NeighbourLayout(prep["i"], prep["n"])
+            blocks.append(_ChunkedAngular.apply(prep["d"], layout, prep["species"][prep["j"]], self))
+        return torch.cat(blocks, dim=1)
+
+    def energy_and_gradients(
+        self,
+        positions: torch.Tensor,
+        numbers: Any,
+        cell: torch.Tensor | None,
+        pbc: Any,
+        pairs: Mapping[str, torch.Tensor] | None,
+        atomic_energy: Callable[[torch.Tensor, slice], torch.Tensor],
+        inputs: Sequence[torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor | None, ...]]:
+        """E = Σ_i E_i(G_i) and ∂E/∂inputs in one pass, block by block of centre atoms.
+
+        Each block computes the descriptors of its centres (radial and angular terms from the same neighbour rows),
+        their atomic energies, ∂E_i/∂G_i by autograd through ``atomic_energy`` only, and from it ∂E/∂d_ij by the
+        hand-written derivatives; autograd then carries ∂E/∂d to ``inputs``.
+
+        Args:
+            positions, cell: functions of ``inputs`` (e.g. positions and a strain) through autograd.
+            atomic_energy: ``atomic_energy(G_rows, rows)`` → (len(rows),) energies of the atoms ``rows`` (a slice)
+                from their descriptors, differentiable in ``G_rows``.
+            inputs: the tensors to differentiate E with respect to.
+
+        Returns:
+            G (n, F) and the atomic energies (n,), both detached, and the gradients of E (None for an input E does not
+            depend on).
+        """
+        with torch.enable_grad():
+            prep = self._live_pairs(positions, numbers, cell, pbc, pairs)
+        n, d = prep["n"], prep["d"]
+        n_rad = self.n_types * self.n_radial
+        descriptors = d.new_empty((n, self.n_features))
+        energies = d.new_empty((n,))
+        layout = NeighbourLayout(prep["i"], n)
+        d_ext = torch.cat([d.detach(), d.new_zeros((1, 3))])
+        grad_d = torch.zeros_like(d_ext)
+        neighbour_species = prep["species"][prep["j"]]
+        for a, b in self._chunks(layout):
+            with torch.no_grad():
+                g, state = self._block_forward(d_ext, layout, neighbour_species, a, b, radial=True)
+            with torch.enable_grad():
+                g.requires_grad_(True)
+                e = atomic_energy(g, slice(a, b))
+                (w,) = torch.autograd.grad(e.sum(), g)
+            descriptors[a:b] = g.detach()
+            energies[a:b] = e.detach()
+            with torch.no_grad():
+                grad_vec = self._block_backward(state, w[:, n_rad:], w[:, :n_rad])
+                grad_d.index_add_(0, state["slots"].reshape(-1), grad_vec.reshape(-1, 3))
+        with torch.enable_grad():
+            grads = torch.autograd.grad([d], list(inputs), grad_outputs=[grad_d[:-1]], allow_unused=True)
+        return descriptors, energies, grads
+
+    # -- pairs, radial terms, blocks -----------------------------------------------------------------------------------
+    def _live_pairs(self, positions: Any, numbers: Any, cell: Any, pbc: Any,
+                    pairs: Mapping[str, torch.Tensor] | None) -> dict[str, Any]:
+        prep = self._prepare(positions, numbers, cell, pbc, pairs, triplets=False)
+        d = prep["d"]
+        live = (d.detach() ** 2).sum(-1) <= self.r_cut**2  # pairs beyond r_cut (a Verlet skin) add exactly zero
+        if not bool(live.all()):
+            prep = {**prep, "i": prep["i"][live], "j": prep["j"][live], "d": d[live]}
+        return prep
+
+    def _radial(self, prep: Mapping[str, Any]) -> torch.Tensor:
+        n, d = prep["n"], prep["d"]
+        rad = d.new_zeros((n * self.n_types, self.n_radial))
+        return rad.index_add(0, self._radial_rows(prep), self.radial_terms(d)).reshape(n, -1)
+
+    def _chunks(self, layout: NeighbourLayout) -> list[tuple[int, int]]:
+        n = layout.slots.shape[0]
+        per_centre = max(1, layout.width * (layout.width - 1) // 2)
+        n_blocks = -(-n // max(1, self.chunk_size // per_centre)) if n else 0
+        step = -(-n // n_blocks) if n_blocks else 1  # blocks of equal size
+        return [(a, min(a + step, n)) for a in range(0, n, step)]
+
+    def _triangle(self, width: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """Slot pairs (j < k) of a row of ``width`` neighbours: a, b, and — with one last padding entry, the pair of
+        the two dummies — a·(width + 2) + b, a, b."""
+        key = (width, str(device))
+        if key not in self._triangles:
+            ta, tb = torch.triu_indices(width, width, 1, device=device)
+            pad = torch.tensor([width], device=device)
+            ta_pad, tb_pad = torch.cat([ta, pad]), torch.cat([tb, pad + 1])
+            self._triangles[key] = (ta, tb, ta_pad * (width + 2) + tb_pad, ta_pad, tb_pad)
+        return self._triangles[key]
+
+    def _block_forward(self, d_ext: torch.Tensor, layout: NeighbourLayout, neighbour_species: torch.Tensor,
+                       a: int, b: int, radial: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Descriptors of the centres a … b−1 — their G4 columns (b − a, n_pt·m), with ``radial`` all columns
+        (b − a, F) — and what :meth:`_block_backward` needs."""
+        slots = layout.slots[a:b]
+        c, width = slots.shape
+        m, r_cut = self.n_angular, self.r_cut
+        dtype, device = d_ext.dtype, d_ext.device
+        # neighbour vectors; two far-away dummy slots (width, width + 1) for padded triplets, unused slots far too
+        far = torch.zeros((3, 3), dtype=dtype, device=device)
+        far[:, 2] = r_cut * torch.tensor([4.0, 8.0, 12.0], dtype=dtype, device=device)
+        valid = slots < layout.n_pairs
+        vec = torch.cat([torch.where(valid[..., None], d_ext[slots], far[2]), far[:2].expand(c, 2, 3)], dim=1)
+        r2 = (vec * vec).sum(-1)
+        r = r2.sqrt()
+        inv = 1.0 / r
+        fc, dfc = _cutoff_and_slope(r, r_cut)
+        state: dict[str, Any] = {"slots": slots, "vec": vec, "inv": inv, "dfc": dfc, "triplets": False}
+        slot_species = None
+        if self.n_types > 1:
+            slot_species = torch.cat([neighbour_species[slots.clamp(max=max(layout.n_pairs - 1, 0))],
+                                      torch.zeros((c, 2), dtype=torch.long, device=device)], dim=1)
+        parts = []
+        if radial:
+            parts.append(self._radial_block(r[:, :width], fc[:, :width], dfc[:, :width],
+                                            None if slot_species is None else slot_species[:, :width], state))
+        if m:
+            parts.append(self._angular_block(layout, a, b, vec, r2, inv, fc, slot_species, state))
+        return torch.cat(parts, dim=1), state
+
+    def _radial_block(self, r: torch.Tensor, fc: torch.Tensor, dfc: torch.Tensor, slot_species: torch.Tensor | None,
+                      state: dict[str, Any]) -> torch.Tensor:
+        """[G1, G2 …] per neighbour species of a block, (c, n_types·n_radial), from its neighbour rows (c, width)."""
+        c, width = r.shape
+        x = r[:, None, :] - self.g2_rs[None, :, None]  # (c, n_G2, width)
+        eta = self.g2_eta[None, :, None]
+        gauss = torch.exp(-eta * x * x)
+        values = r.new_empty((c, self.n_radial, width))  # [G1, G2 …] of every slot, and their slope in r
+        slope = r.new_empty((c, self.n_radial, width))
+        values[:, 0], slope[:, 0] = fc, dfc
+        torch.mul(gauss, fc[:, None, :], out=values[:, 1:])
+        torch.mul(gauss, dfc[:, None, :] - 2.0 * eta * x * fc[:, None, :], out=slope[:, 1:])
+        state["radial_slope"] = slope
+        if slot_species is None:
+            return values.sum(2)
+        onehot = torch.nn.functional.one_hot(slot_species, self.n_types).to(r.dtype)  # (c, width, n_types)
+        state["radial_onehot"] = onehot
+        return torch.bmm(values, onehot).transpose(1, 2).reshape(c, -1)  # (c, n_types, n_radial) → flat
+
+    def _angular_block(self, layout: NeighbourLayout, a: int, b: int, vec: torch.Tensor, r2: torch.Tensor,
+                       inv: torch.Tensor, fc: torch.Tensor, slot_species: torch.Tensor | None,
+                       state: dict[str, Any]) -> torch.Tensor:
+        """G4 of a block, (c, n_pt·m), from its neighbour rows (slot tables (c, width + 2))."""
+        c, w2, _ = vec.shape
+        width = w2 - 2
+        n_pt, m, r_cut = self.n_pairs_of_species, self.n_angular, self.r_cut
+        dtype, device = vec.dtype, vec.device
+        # candidate pairs (j < k) of every row; the live ones (r_jk ≤ r_cut) are moved to the front of their row
+        ta, tb, flat, ta_pad, tb_pad = self._triangle(width, device)
+        n_cand = len(ta)
+        gram = torch.bmm(vec, vec.transpose(1, 2)).reshape(c, w2 * w2)
+        # r_jk² of the candidates; the last entry is the padding pair of the two dummies (4 r_cut apart)
+        r2c_all = (r2[:, :, None] + r2[:, None, :]).reshape(c, w2 * w2).sub_(gram, alpha=2.0).index_select(1, flat)
+        live = (tb < layout.counts[a:b, None]) & (r2c_all[:, :n_cand] <= r_cut * r_cut)
+        t_max = int(live.sum(1).max()) if c and n_cand else 0
+        if t_max == 0:
+            return torch.zeros((c, n_pt * m), dtype=dtype, device=device)
+        live_int = live.to(torch.int32)  # (integer arithmetic is much faster here than masked_fill / where)
+        column = ((torch.cumsum(live_int, 1, dtype=torch.int32) - (t_max + 1)) * live_int + t_max).long()
+        cand = torch.full((c, t_max + 1), n_cand, dtype=torch.long, device=device)
+        cand.scatter_(1, column, torch.arange(n_cand, device=device).expand(c, -1))
+        cand = cand[:, :t_max]  # (c, T); n_cand marks padding
+        ja, jb = ta_pad[cand], tb_pad[cand]
+        r2c = r2c_all.gather(1, cand).clamp_(min=0.0)
+        table = torch.stack([r2, inv, fc], dim=1)  # (c, 3, w2)
+        r2a, inv_a, fc_a = table.gather(2, ja[:, None, :].expand(c, 3, t_max)).unbind(1)
+        r2b, inv_b, fc_b = table.gather(2, jb[:, None, :].expand(c, 3, t_max)).unbind(1)
+        # per triplet (padded ones have f_c(r_ij) = 0 and add nothing)
+        rjk = r2c.sqrt()
+        phase = (math.pi / r_cut) * rjk
+        fc_c = 0.5 * torch.cos(phase) + 0.5  # r_jk ≤ r_cut for every live triplet
+        dfc_c = (-0.5 * math.pi / r_cut) * torch.sin(phase)
+        cos = 0.5 * (r2a + r2b - r2c) * inv_a * inv_b
+        f_ab = fc_a * fc_b
+        fcut = 2.0 * f_ab * fc_c  # the 2 of the G4 definition (a sum over j < k)
+        gauss = torch.exp(-self.eta_values * (r2a + r2b + r2c)[:, None, :])  # (c, n_eta, T)
+        x = fcut[:, None, :] * gauss
+        angular, slope = self._angular_factors(cos)  # (c, n_lz, T) each
+        onehot = None
+        if slot_species is not None:
+            sa, sb = slot_species.gather(1, ja), slot_species.gather(1, jb)
+            hi, lo = torch.maximum(sa, sb), torch.minimum(sa, sb)
+            onehot = torch.nn.functional.one_hot(hi * (hi + 1) // 2 + lo, n_pt).to(dtype).transpose(1, 2)
+            x = (onehot[:, :, None, :] * x[:, None, :, :]).reshape(c, n_pt * self.n_eta, t_max)
+        grid = torch.bmm(x, angular.transpose(1, 2)).reshape(c, n_pt, self.n_eta * self.n_lz)
+        state.update({"triplets": True, "ja": ja, "jb": jb, "rjk": rjk, "dfc_c": dfc_c, "cos": cos, "inv_a": inv_a,
+                      "inv_b": inv_b, "fc_a": fc_a, "fc_b": fc_b, "fc_c": fc_c, "f_ab": f_ab, "fcut": fcut,
+                      "gauss": gauss, "x": x, "angular": angular, "slope": slope, "onehot": onehot})
+        return grid.index_select(2, self.param_grid).reshape(c, n_pt * m)
+
+    def _block_backward(self, st: Mapping[str, Any], grad_g4: torch.Tensor | None,
+                        grad_radial: torch.Tensor | None = None) -> torch.Tensor:
+        """∂E/∂d of the neighbour slots of a block (c, width, 3) from ∂E/∂G of its centres: the G4 columns
+        (c, n_pt·m) and, if the block computed them, the radial ones (c, n_types·n_radial)."""
+        vec = st["vec"]
+        c, w2, _ = vec.shape
+        width = w2 - 2
+        d_r2 = vec.new_zeros((c, w2))  # ∂E/∂|d|² per slot
+        gamma = None  # ∂E/∂(d_a · d_b) per pair of slots
+        if grad_radial is not None and "radial_slope" in st:
+            w_rad = grad_radial.reshape(c, self.n_types, self.n_radial).to(vec.dtype)
+            if "radial_onehot" in st:
+                w_slot = torch.bmm(st["radial_onehot"], w_rad).transpose(1, 2)  # (c, n_radial, width)
+            else:
+                w_slot = w_rad.transpose(1, 2)
+            d_r = (w_slot * st["radial_slope"]).sum(1)  # ∂E/∂r per slot
+            d_r2[:, :width] += 0.5 * d_r * st["inv"][:, :width]
+        if grad_g4 is not None and st["triplets"]:
+            gamma = self._angular_backward(st, grad_g4, d_r2)
+        grad_vec = 2.0 * d_r2[..., None] * vec
+        if gamma is not None:
+            grad_vec = grad_vec + torch.bmm(gamma, vec)
+        return grad_vec[:, :width]
+
+    def _angular_backward(self, st: Mapping[str, Any], grad_g4: torch.Tensor, d_r2: torch.Tensor) -> torch.Tensor:
+        """Adds the G4 part of ∂E/∂|d|² to ``d_r2`` and returns the symmetric ∂E/∂(d_a · d_b) (c, w2, w2)."""
+        vec, ja, jb = st["vec"], st["ja"], st["jb"]
+        c, w2, _ = vec.shape
+        t_max = ja.shape[1]
+        n_pt, n_eta, n_lz = self.n_pairs_of_species, self.n_eta, self.n_lz
+        w_grid = vec.new_zeros((c, n_pt, n_eta * n_lz))
+        w_grid.index_add_(2, self.param_grid, grad_g4.reshape(c, n_pt, self.n_angular).to(vec.dtype))
+        w_grid = w_grid.reshape(c, n_pt * n_eta, n_lz)
+        d_x = torch.bmm(w_grid, st["angular"])  # ∂E/∂x (c, n_pt·n_eta, T)
+        d_angular = torch.bmm(w_grid.transpose(1, 2), st["x"])  # (c, n_lz, T)
+        if st["onehot"] is not None:
+            d_x = (d_x.reshape(c, n_pt, n_eta, t_max) * st["onehot"][:, :, None, :]).sum(1)
+        d_cos = (d_angular * st["slope"]).sum(1)
+        # ∂E/∂(f_c(r_ij) f_c(r_ik) f_c(r_jk)) and ∂E/∂s from Σ_η exp(−η s) ∂E/∂x_η and Σ_η η exp(−η s) ∂E/∂x_η
+        sums = torch.matmul(self.eta_weights, st["gauss"] * d_x)  # (c, 2, T)
+        d_fcut = 2.0 * sums[:, 0]
+        d_s = -st["fcut"] * sums[:, 1]
+        fc_a, fc_b, fc_c, inv_a, inv_b = st["fc_a"], st["fc_b"], st["fc_c"], st["inv_a"], st["inv_b"]
+        d_r2c = d_s + d_fcut * st["f_ab"] * st["dfc_c"] / (2.0 * st["rjk"])
+        # cos θ = ½(r_ij² + r_ik² − r_jk²)/(r_ij r_ik) = d_ij·d_ik/(r_ij r_ik) and r_jk² = r_ij² + r_ik² − 2 d_ij·d_ik
+        half = 0.5 * d_cos * st["cos"]
+        d_dot = d_cos * inv_a * inv_b - 2.0 * d_r2c
+        d_r2a = d_s + d_r2c - half * inv_a * inv_a
+        d_r2b = d_s + d_r2c - half * inv_b * inv_b
+        d_fcc = d_fcut * fc_c
+        acc_fc = vec.new_zeros((c, w2)).scatter_add_(1, ja, d_fcc * fc_b).scatter_add_(1, jb, d_fcc * fc_a)
+        d_r2.scatter_add_(1, ja, d_r2a).scatter_add_(1, jb, d_r2b)
+        d_r2 += acc_fc * st["dfc"] * 0.5 * st["inv"]
+        gamma = vec.new_zeros((c, w2 * w2))
+        gamma.scatter_(1, ja * w2 + jb, d_dot).scatter_(1, jb * w2 + ja, d_dot)
+        return gamma.reshape(c, w2, w2)
+
+    def _angular_factors(self, cos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(½(1 + λ cos θ))^ζ for every (λ, ζ) of the settings and its derivative in cos θ, each (c, n_lz, T)."""
+        c, t = cos.shape
+        angular = cos.new_empty((c, self.n_lz, t))
+        slope = cos.new_empty((c, self.n_lz, t))
+        if not all(z.is_integer() for _, z in self.lz):
+            for k, (lam, z) in enumerate(self.lz):
+                base = torch.clamp(0.5 + (0.5 * lam) * cos, min=0.0)
+                torch.pow(base, z, out=angular[:, k])
+                torch.mul(torch.pow(base, z - 1.0), 0.5 * lam * z, out=slope[:, k])
+            return angular, slope
+        for lam in dict.fromkeys(lam for lam, _ in self.lz):
+            # integer powers by repeated squaring, written straight into the output rows
+            base = torch.clamp(0.5 + (0.5 * lam) * cos, min=0.0)
+            wanted = {int(z): k for k, (lm, z) in enumerate(self.lz) if lm == lam}
+            powers = _integer_powers(base, sorted(set(wanted) | {z - 1 for z in wanted if z > 1}))
+            for z, k in wanted.items():
+                angular[:, k] = powers[z]
+                if z == 1:
+                    slope[:, k] = 0.5 * lam
+                else:
+                    torch.mul(powers[z - 1], 0.5 * lam * z, out=slope[:, k])
+        return angular, slope
+
+
+class _ChunkedAngular(torch.autograd.Function):
+    """The G4 columns of :class:`ChunkedACSF` from the pair vectors d (P, 3), block by block (backward recomputes)."""
+
+    @staticmethod
+    def forward(ctx: Any, d: torch.Tensor, layout: NeighbourLayout, neighbour_species: torch.Tensor,
+                module: ChunkedACSF) -> torch.Tensor:
+        ctx.layout, ctx.module = layout, module
+        ctx.save_for_backward(d, neighbour_species)
+        n = layout.slots.shape[0]
+        out = d.new_zeros((n, module.n_pairs_of_species * module.n_angular))
+        with torch.no_grad():
+            d_ext = torch.cat([d.detach(), d.new_zeros((1, 3))])
+            for a, b in module._chunks(layout):
+                out[a:b] = module._block_forward(d_ext, layout, neighbour_species, a, b)[0]
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
+        d, neighbour_species = ctx.saved_tensors
+        layout, module = ctx.layout, ctx.module
+        with torch.no_grad():
+            d_ext = torch.cat([d, d.new_zeros((1, 3))])
+            grad_d = torch.zeros_like(d_ext)
+            for a, b in module._chunks(layout):
+                _, state = module._block_forward(d_ext, layout, neighbour_species, a, b)
+                grad_vec = module._block_backward(state, grad_out[a:b])
+                grad_d.index_add_(0, state["slots"].reshape(-1), grad_vec.reshape(-1, 3))
+        return grad_d[:-1], None, None, None
 
 @functools.lru_cache(maxsize=8)
 def _torch_acsf(settings: ACSFSettings) -> TorchACSF:
@@ -771,6 +1224,30 @@ def descriptors_and_jacobian(atoms: Atoms, settings: ACSFSettings = TUNED_ACSF) 
         atoms.pbc,
     )
     return G.numpy(), J.numpy()
+
+
+def descriptors_and_sparse_jacobian(
+    atoms: Atoms, settings: ACSFSettings = TUNED_ACSF
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """G (n_atoms, F) and the non-zero blocks of dG/dR of one frame, float64, exact: ``G, centre, atom, values``
+    with ``values[s, f, c]`` = ∂G_{centre[s], f} / ∂R_{atom[s], c} in Å⁻¹
+    (:meth:`TorchACSF.forward_with_sparse_jacobian`).
+
+    Forces of a model E = Σ_i E_i(G_i): ``F[atom[s]] -= Σ_f ∂E/∂G_{centre[s], f} · values[s, f]`` summed over s.
+    Memory: n·(M + 1)·F·3 numbers for M neighbours within r_cut per atom, linear in n (the dense Jacobian of
+    :func:`descriptors_and_jacobian` is n²·F·3).
+    """
+    if not isinstance(atoms, Atoms):
+        raise ValueError(f"expected an ase.Atoms, got {type(atoms).__name__}.")
+    _check_numbers(atoms.numbers, settings.species)
+    module = _torch_acsf(settings)
+    G, centre, atom, values = module.forward_with_sparse_jacobian(
+        torch.as_tensor(atoms.positions, dtype=torch.float64),
+        atoms.numbers,
+        torch.as_tensor(np.asarray(atoms.cell), dtype=torch.float64),
+        atoms.pbc,
+    )
+    return G.numpy(), centre.numpy(), atom.numpy(), values.numpy()
 
 
 def descriptors_and_jacobians(

@@ -35,9 +35,17 @@ def _finish(fig: Figure, save_to: str | os.PathLike | None, overwrite: bool) -> 
     return fig
 
 
-def _parity_axis(ax: Any, pred: np.ndarray, ref: np.ndarray, label: str, unit: str, scale: float, colour: str) -> None:
+def _parity_axis(ax: Any, pred: np.ndarray, ref: np.ndarray, label: str, unit: str, scale: float, colour: str,
+                 groups: np.ndarray | None = None) -> None:
     p, r = np.ravel(pred) * scale, np.ravel(ref) * scale
-    ax.scatter(r, p, s=6, alpha=0.5, color=colour, edgecolors="none")
+    if groups is None:
+        ax.scatter(r, p, s=6, alpha=0.5, color=colour, edgecolors="none")
+    else:
+        g = np.ravel(groups)
+        for k, name in enumerate(dict.fromkeys(g.tolist())):  # first-seen order: the same colours in every panel
+            sel = g == name
+            ax.scatter(r[sel], p[sel], s=6 if p.size > 500 else 12, alpha=0.6, color=f"C{k % 10}",
+                       edgecolors="none", label=f"{name} ({int(sel.sum())})")
     lo, hi = float(min(r.min(), p.min())), float(max(r.max(), p.max()))
     pad = 0.03 * (hi - lo or 1.0)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8)
@@ -49,6 +57,8 @@ def _parity_axis(ax: Any, pred: np.ndarray, ref: np.ndarray, label: str, unit: s
     err_unit = "meV/atom" if "atom" in unit else "meV/Å"
     ax.text(0.04, 0.96, f"RMSE {1000 * rmse(pred, ref):.2f} {err_unit}\nMAE {1000 * mae(pred, ref):.2f} {err_unit}",
             transform=ax.transAxes, va="top", fontsize=9, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+    if groups is not None:
+        ax.legend(fontsize=7, loc="lower right", markerscale=1.5, title="config_type (points)", title_fontsize=7)
 
 
 def parity_plot(
@@ -57,20 +67,40 @@ def parity_plot(
     forces_pred: Any | None = None,
     forces_ref: Any | None = None,
     *,
+    groups: Sequence[str] | None = None,
+    atom_frame_index: Any | None = None,
     title: str | None = None,
     save_to: str | os.PathLike | None = None,
     overwrite: bool = False,
 ) -> Figure:
-    """Predicted vs reference energy per atom (eV/atom) and, if given, force components (eV/Å)."""
+    """Predicted vs reference energy per atom (eV/atom) and, if given, force components (eV/Å).
+
+    ``groups``: one label per frame (e.g. the ``config_type``); points are then coloured by group, with a legend.
+    The force components are coloured too when ``atom_frame_index`` (the frame of each atom, (n_atoms,)) is given.
+    """
     with_forces = forces_pred is not None and forces_ref is not None
+    e_pred, e_ref = np.ravel(np.asarray(energy_per_atom_pred)), np.ravel(np.asarray(energy_per_atom_ref))
+    frame_groups = None
+    if groups is not None:
+        frame_groups = np.asarray([str(g) for g in groups])
+        if frame_groups.shape != e_pred.shape:
+            raise ValueError(f"parity_plot: groups has {frame_groups.size} labels but there are {e_pred.size} "
+                             "frames; give one label per frame (e.g. dataset.groups).")
     fig, axes = plt.subplots(1, 2 if with_forces else 1, figsize=(9.5 if with_forces else 4.8, 4.5))
     axes = np.atleast_1d(axes)
-    _parity_axis(axes[0], np.asarray(energy_per_atom_pred), np.asarray(energy_per_atom_ref), "energy", "eV/atom", 1.0,
-                 "tab:blue")
+    _parity_axis(axes[0], e_pred, e_ref, "energy", "eV/atom", 1.0, "tab:blue", frame_groups)
     axes[0].set_title("energy per atom")
     if with_forces:
+        force_groups = None
+        if frame_groups is not None and atom_frame_index is not None:
+            atom_frame = np.asarray(atom_frame_index, dtype=int).ravel()
+            n_atoms = np.asarray(forces_pred).reshape(-1, 3).shape[0]
+            if atom_frame.size != n_atoms:
+                raise ValueError(f"parity_plot: atom_frame_index has {atom_frame.size} entries but the forces belong "
+                                 f"to {n_atoms} atoms; give the frame of every atom (dataset.frame_index).")
+            force_groups = np.repeat(frame_groups[atom_frame], 3)  # three components per atom
         _parity_axis(axes[1], np.asarray(forces_pred), np.asarray(forces_ref), "force component", "eV/Å", 1.0,
-                     "tab:orange")
+                     "tab:orange", force_groups)
         axes[1].set_title("force components")
     if title:
         fig.suptitle(title)

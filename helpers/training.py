@@ -3,7 +3,9 @@
 A :class:`FrameDataset` holds all atoms of all frames in flat tensors (descriptors, element index, frame index) plus
 per-frame energies and, when forces are trained, forces and the descriptor Jacobians ∂G/∂R computed once per frame.
 With the Jacobian the forces follow from the chain rule, ``F = −Σ_{i,f} ∂E/∂G_{i,f} · ∂G_{i,f}/∂R`` — much cheaper
-per epoch than differentiating through the descriptor every step.
+per epoch than differentiating through the descriptor every step. The Jacobian is stored per pair of atoms
+(:class:`SparseJacobian`): only the blocks ∂G_i/∂R_j with j within r_cut of i (and j = i) are non-zero, so its memory
+grows linearly with the atoms of a frame, not quadratically.
 
 :func:`train` is a plain, seeded loop: Adam, a learning-rate schedule, early stopping on the validation set with the
 best weights restored, periodic checkpoints and ``resume=True`` after an interruption. Loss (eV², per frame / per
@@ -41,6 +43,79 @@ from helpers.model import HDNNP, torch_save_atomic
 
 
 @dataclass
+class SparseJacobian:
+    """Descriptor Jacobians of a list of frames, per pair of atoms (frame k: ``values[k]`` etc.).
+
+    ``values[k][s]`` (F, 3) is ∂G_{centre[k][s]}/∂R_{atom[k][s]} in Å⁻¹, atom indices counted within frame k; the
+    blocks not listed are exactly zero (atoms farther apart than r_cut). Frames are kept as separate tensors, so a
+    subset (a train/validation split) shares them instead of copying.
+    """
+
+    values: list[torch.Tensor]
+    centre: list[torch.Tensor]
+    atom: list[torch.Tensor]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @classmethod
+    def from_frames(cls, blocks: Sequence[tuple[Any, Any, Any]], dtype: torch.dtype = torch.float32
+                    ) -> SparseJacobian:
+        """From ``(centre, atom, values)`` per frame (numpy or torch), as :func:`sparse_jacobian_blocks` gives."""
+        out = cls([], [], [])
+        for centre, atom, values in blocks:
+            out.append(centre, atom, values, dtype)
+        return out
+
+    def append(self, centre: Any, atom: Any, values: Any, dtype: torch.dtype = torch.float32) -> None:
+        values = torch.as_tensor(values, dtype=dtype)
+        centre = torch.as_tensor(centre, dtype=torch.long)
+        atom = torch.as_tensor(atom, dtype=torch.long)
+        if values.ndim != 3 or values.shape[2] != 3 or centre.shape != (values.shape[0],) or atom.shape != centre.shape:
+            raise ValueError(f"a sparse Jacobian block needs values (S, F, 3) and centre, atom (S,); got "
+                             f"{tuple(values.shape)}, {tuple(centre.shape)}, {tuple(atom.shape)}.")
+        self.values.append(values)
+        self.centre.append(centre)
+        self.atom.append(atom)
+
+    def select(self, indices: Sequence[int]) -> SparseJacobian:
+        """The frames ``indices`` (shared tensors, no copy)."""
+        return SparseJacobian([self.values[k] for k in indices], [self.centre[k] for k in indices],
+                              [self.atom[k] for k in indices])
+
+    def to(self, device: torch.device, dtype: torch.dtype | None = None) -> SparseJacobian:
+        return SparseJacobian([v.to(device=device, dtype=dtype or v.dtype) for v in self.values],
+                              [c.to(device) for c in self.centre], [a.to(device) for a in self.atom])
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for part in (self.values, self.centre, self.atom) for t in part)
+
+    def batch(self, frame_ids: Sequence[int], local_offset: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Blocks of the frames ``frame_ids`` (a copy), with the centre and moved atom as rows of the batch
+        (``local_offset[b]`` = first row of frame ``frame_ids[b]``)."""
+        values = torch.cat([self.values[k] for k in frame_ids])
+        counts = torch.tensor([len(self.centre[k]) for k in frame_ids], device=local_offset.device)
+        shift = torch.repeat_interleave(local_offset, counts)
+        centre = torch.cat([self.centre[k] for k in frame_ids]) + shift
+        atom = torch.cat([self.atom[k] for k in frame_ids]) + shift
+        return values, centre, atom
+
+
+def sparse_jacobian_blocks(jacobian: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The non-zero blocks of a dense Jacobian (n, F, n, 3) as ``(centre, atom, values (S, F, 3))`` — how a dense
+    per-frame Jacobian (e.g. :func:`helpers.snap.snap_descriptors_and_jacobian`) enters a :class:`SparseJacobian`.
+    The blocks (i, i) are always kept."""
+    jac = np.asarray(jacobian)
+    if jac.ndim != 4 or jac.shape[0] != jac.shape[2] or jac.shape[3] != 3:
+        raise ValueError(f"expected a dense Jacobian of shape (n_atoms, n_features, n_atoms, 3), got {jac.shape}.")
+    blocks = np.transpose(jac, (0, 2, 1, 3))  # (i, a, F, 3)
+    keep = np.any(blocks != 0.0, axis=(2, 3)) | np.eye(jac.shape[0], dtype=bool)
+    centre, atom = np.nonzero(keep)
+    return centre, atom, blocks[centre, atom]
+
+
+@dataclass
 class FrameDataset:
     """Frames as flat tensors. ``n_atoms_total`` = Σ atoms over frames.
 
@@ -52,10 +127,12 @@ class FrameDataset:
         energy_ev: (n_frames,) total energies in eV (float64).
         elements: chemical symbols, the meaning of ``species``.
         forces_ev_per_a: (n_atoms_total, 3) forces in eV/Å, or None.
-        jacobians: ``{n: (k, n·F, n·3)}`` descriptor Jacobians of the k frames with n atoms, or None.
-        jacobian_slot: (n_frames,) position of each frame inside its ``jacobians[n]`` block.
+        jacobians, jacobian_slot: dense Jacobians as input only (``{n: (k, n·F, n·3)}`` for the k frames with n
+            atoms, and each frame's position in its block, as earlier versions stored them): converted to
+            ``jacobian`` on construction, then None.
         groups: optional per-frame labels (e.g. ``config_type``) for error breakdowns.
         descriptor: the descriptor settings dict the descriptors were computed with (or None).
+        jacobian: the descriptor Jacobians per pair of atoms (:class:`SparseJacobian`), or None.
     """
 
     descriptors: torch.Tensor
@@ -69,10 +146,19 @@ class FrameDataset:
     jacobian_slot: torch.Tensor | None = None
     groups: list[str] | None = None
     descriptor: dict | None = None
+    jacobian: SparseJacobian | None = None
     atom_offset: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
         self.atom_offset = torch.cumsum(self.n_atoms, 0) - self.n_atoms
+        if self.jacobians is not None:
+            if self.jacobian is not None:
+                raise ValueError("Give the Jacobians either dense (jacobians=, jacobian_slot=) or sparse (jacobian=), "
+                                 "not both.")
+            self.jacobian = _sparse_from_dense_blocks(self.jacobians, self.jacobian_slot, self.n_atoms)
+            self.jacobians = self.jacobian_slot = None
+        if self.jacobian is not None and len(self.jacobian) != len(self):
+            raise ValueError(f"the sparse Jacobian holds {len(self.jacobian)} frames, the dataset {len(self)}.")
 
     # --------------------------------------------------------------------- sizes
     def __len__(self) -> int:
@@ -88,7 +174,7 @@ class FrameDataset:
 
     @property
     def has_forces(self) -> bool:
-        return self.forces_ev_per_a is not None and self.jacobians is not None
+        return self.forces_ev_per_a is not None and self.jacobian is not None
 
     @property
     def energy_per_atom_ev(self) -> torch.Tensor:
@@ -111,16 +197,6 @@ class FrameDataset:
             raise IndexError(f"frame indices must lie in 0 … {self.n_frames - 1}; got {int(idx.min())} … "
                              f"{int(idx.max())}.")
         atom_idx, local_frame, _ = _atoms_of_frames(self, idx)
-        jac, slot = None, None
-        if self.jacobians is not None and self.jacobian_slot is not None:
-            jac, slots = {}, torch.zeros(len(idx), dtype=torch.long, device=idx.device)
-            sizes = self.n_atoms[idx]
-            for n, block in self.jacobians.items():
-                pos = torch.nonzero(sizes == n).squeeze(1)
-                if len(pos):
-                    jac[n] = block[self.jacobian_slot[idx[pos]].to(block.device)]
-                    slots[pos] = torch.arange(len(pos), device=idx.device)
-            slot = slots
         return FrameDataset(
             descriptors=self.descriptors[atom_idx],
             species=self.species[atom_idx],
@@ -129,16 +205,15 @@ class FrameDataset:
             energy_ev=self.energy_ev[idx],
             elements=list(self.elements),
             forces_ev_per_a=None if self.forces_ev_per_a is None else self.forces_ev_per_a[atom_idx],
-            jacobians=jac,
-            jacobian_slot=slot,
             groups=None if self.groups is None else [self.groups[int(i)] for i in idx.cpu()],
             descriptor=self.descriptor,
+            jacobian=None if self.jacobian is None else self.jacobian.select(idx.cpu().tolist()),
         )
 
     def without_forces(self) -> FrameDataset:
         """The same frames, energies only (drops forces and Jacobians)."""
         return FrameDataset(self.descriptors, self.species, self.frame_index, self.n_atoms, self.energy_ev,
-                            list(self.elements), None, None, None, self.groups, self.descriptor)
+                            list(self.elements), groups=self.groups, descriptor=self.descriptor)
 
     def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> FrameDataset:
         """Copy to ``device`` (and float ``dtype``) once; training then never moves data again."""
@@ -157,17 +232,34 @@ class FrameDataset:
             energy_ev=mv(self.energy_ev),
             elements=list(self.elements),
             forces_ev_per_a=mv(self.forces_ev_per_a, True),
-            jacobians=None if self.jacobians is None else {n: mv(j, True) for n, j in self.jacobians.items()},
-            jacobian_slot=mv(self.jacobian_slot),
             groups=self.groups,
             descriptor=self.descriptor,
+            jacobian=None if self.jacobian is None else self.jacobian.to(device, dtype),
         )
 
     def nbytes(self) -> int:
         """Memory held by the tensors, in bytes (the Jacobians dominate with forces)."""
         tensors = [self.descriptors, self.species, self.frame_index, self.n_atoms, self.energy_ev,
-                   self.forces_ev_per_a, self.jacobian_slot, *(self.jacobians or {}).values()]
-        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+                   self.forces_ev_per_a]
+        jac = self.jacobian.nbytes() if self.jacobian is not None else 0
+        return jac + sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def _sparse_from_dense_blocks(jacobians: dict[int, torch.Tensor], slot: torch.Tensor | None,
+                              n_atoms: torch.Tensor) -> SparseJacobian:
+    """Dense per-size Jacobian blocks ``{n: (k, n·F, n·3)}`` (+ each frame's slot) → :class:`SparseJacobian`."""
+    if slot is None:
+        raise ValueError("jacobians= needs jacobian_slot= (the position of each frame inside its size block).")
+    out = SparseJacobian([], [], [])
+    for k, (n, s) in enumerate(zip(n_atoms.tolist(), slot.tolist())):
+        if n not in jacobians:
+            raise ValueError(f"frame {k} has {n} atoms but jacobians has no block for that size.")
+        block = jacobians[n][s]
+        dense = block.reshape(n, -1, n, 3).permute(0, 2, 1, 3)  # (i, a, F, 3)
+        keep = (dense != 0).flatten(2).any(2) | torch.eye(n, dtype=torch.bool, device=dense.device)
+        centre, atom = torch.nonzero(keep, as_tuple=True)
+        out.append(centre, atom, dense[centre, atom].clone(), block.dtype)
+    return out
 
 
 def _atoms_of_frames(ds: FrameDataset, frame_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -258,12 +350,22 @@ def dataset_from_frames(
         frames: ``ase.Atoms`` with a calculator holding the energy (eV) and optionally forces (eV/Å).
         settings: :class:`helpers.descriptors.ACSFSettings`; its species must include every element in the frames.
         with_forces: True → forces required (error if a frame has none), computes the Jacobians (slower, more
-            memory: n·F·n·3 floats per frame); None → forces used if every frame has them; False → energies only.
+            memory: n·(M + 1)·F·3 floats per frame for M neighbours within r_cut, :class:`SparseJacobian`); None →
+            forces used if every frame has them; False → energies only.
         group_key: ``atoms.info`` key stored as per-frame group label (for error breakdowns), or None.
         progress: show a progress bar.
         dtype: float type of descriptors, forces and Jacobians (float64 for precise derivative checks).
+
+    SNAP settings (:class:`helpers.snap.SNAPSettings`, ``to_dict()["type"] == "snap"``) are handed to
+    :func:`helpers.snap.snap_dataset_from_frames` with the same arguments.
     """
-    from helpers.descriptors import compute_acsf, descriptors_and_jacobian
+    to_dict = getattr(settings, "to_dict", None)
+    if callable(to_dict) and to_dict().get("type") == "snap":
+        from helpers.snap import snap_dataset_from_frames  # here: helpers.snap imports this module
+
+        return snap_dataset_from_frames(frames, settings, with_forces=with_forces, group_key=group_key,
+                                        progress=progress, dtype=dtype)
+    from helpers.descriptors import compute_acsf, descriptors_and_sparse_jacobian
 
     frames = list(frames)
     if not frames:
@@ -294,16 +396,12 @@ def dataset_from_frames(
 
         iterator = tqdm(frames, desc="descriptors" + (" + Jacobians" if use_forces else ""), unit="frame")
     g_list: list[np.ndarray] = []
-    jac_by_size: dict[int, list[np.ndarray]] = {}
-    slot = np.zeros(len(frames), dtype=np.int64)
+    jacobian = SparseJacobian([], [], [])
     if use_forces:
-        for k, a in enumerate(iterator):
-            g, jac = descriptors_and_jacobian(a, settings)
-            n, f = g.shape
+        for a in iterator:
+            g, centre, atom, values = descriptors_and_sparse_jacobian(a, settings)
             g_list.append(g)
-            bucket = jac_by_size.setdefault(n, [])
-            slot[k] = len(bucket)
-            bucket.append(torch.as_tensor(jac.reshape(n * f, n * 3), dtype=dtype))
+            jacobian.append(centre, atom, values, dtype)
     else:
         g_list = compute_acsf(list(iterator), settings)
     sym_index = {s: i for i, s in enumerate(elements)}
@@ -322,10 +420,9 @@ def dataset_from_frames(
         energy_ev=torch.as_tensor(energies, dtype=torch.float64),
         elements=elements,
         forces_ev_per_a=torch.as_tensor(np.concatenate(forces_list), dtype=dtype) if use_forces else None,
-        jacobians={n: torch.stack(b) for n, b in jac_by_size.items()} if use_forces else None,
-        jacobian_slot=torch.as_tensor(slot) if use_forces else None,
         groups=groups,
         descriptor=settings.to_dict() if hasattr(settings, "to_dict") else None,
+        jacobian=jacobian if use_forces else None,
     )
 
 
@@ -505,23 +602,12 @@ def _batch(
 def _forces_from_jacobian(
     ds: FrameDataset, frame_ids: torch.Tensor, local_offset: torch.Tensor, de_dg: torch.Tensor
 ) -> torch.Tensor:
-    """F_a = −Σ_{i,f} ∂E/∂G_{i,f} · ∂G_{i,f}/∂R_a for every atom of the batch, frame by frame (batched per size)."""
-    assert ds.jacobians is not None and ds.jacobian_slot is not None
-    n_feat = de_dg.shape[1]
-    sizes = ds.n_atoms[frame_ids]
+    """F_a = −Σ_{i,f} ∂E/∂G_{i,f} · ∂G_{i,f}/∂R_a for every atom of the batch, summed over the stored pairs (i, a)."""
+    assert ds.jacobian is not None
+    values, centre, atom = ds.jacobian.batch(frame_ids.tolist(), local_offset)
+    per_pair = torch.einsum("pf,pfc->pc", de_dg.index_select(0, centre), values.to(de_dg.dtype))
     forces = torch.zeros((de_dg.shape[0], 3), dtype=de_dg.dtype, device=de_dg.device)
-    for n, block in ds.jacobians.items():
-        pos = torch.nonzero(sizes == n).squeeze(1)
-        if pos.numel() == 0:
-            continue
-        jac = block[ds.jacobian_slot[frame_ids[pos]]].to(de_dg.dtype)  # (k, n·F, n·3)
-        rows = (local_offset[pos][:, None] + torch.arange(n, device=de_dg.device)[None, :]).reshape(-1)
-        grad = de_dg[rows].reshape(len(pos), 1, n * n_feat)
-        f = -torch.bmm(grad, jac).reshape(-1, 3)
-        if len(ds.jacobians) == 1:
-            return f  # one frame size: rows are exactly the batch atoms in order
-        forces = forces.index_copy(0, rows, f)
-    return forces
+    return forces.index_add(0, atom, per_pair, alpha=-1.0)
 
 
 @torch.no_grad()
@@ -1017,9 +1103,9 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 
 OOM_ADVICE = ("Out of memory on {device} with batch_size={batch}. A batch holds the descriptors, the descriptor "
-              "Jacobians (n_atoms·F·n_atoms·3 numbers per frame when training forces) and the activations of every "
-              "atom. Halve batch_size (or train energies only, or use a smaller network); on a shared GPU also check "
-              "nvidia-smi for other processes.")
+              "Jacobians (n_atoms·(neighbours + 1)·F·3 numbers per frame when training forces) and the activations of "
+              "every atom. Halve batch_size (or train energies only, or use a smaller network); on a shared GPU also "
+              "check nvidia-smi for other processes.")
 
 
 def train_with_batch_backoff(model: HDNNP, train_set: FrameDataset, val_set: FrameDataset | None = None,
@@ -1127,6 +1213,7 @@ def build_model(train_set: FrameDataset, hidden: Sequence[int] = (32, 32), activ
                  descriptor if descriptor is not None else train_set.descriptor, baseline=baseline)
 
 
-__all__ = ["OOM_ADVICE", "FrameDataset", "History", "TrainConfig", "build_model", "dataset_from_arrays",
-           "dataset_from_frames", "evaluate", "is_out_of_memory", "member_checkpoint_path", "predict",
-           "reference_values", "resolve_device", "train", "train_committee", "train_with_batch_backoff"]
+__all__ = ["OOM_ADVICE", "FrameDataset", "History", "SparseJacobian", "TrainConfig", "build_model",
+           "dataset_from_arrays", "dataset_from_frames", "evaluate", "is_out_of_memory", "member_checkpoint_path",
+           "predict", "reference_values", "resolve_device", "sparse_jacobian_blocks", "train", "train_committee",
+           "train_with_batch_backoff"]

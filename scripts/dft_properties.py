@@ -7,7 +7,9 @@ What is computed (with :mod:`helpers.properties`, the same code that measures ev
 * ``elastic``  C11, C12, C44 (ions clamped and relaxed) by ±0.5 % strain–stress on the 8-atom cell at a0, 3×3×3 mesh;
 * ``phonons``  Γ optical and X (TA, LA, TO) from atom 0 displaced ±0.01 Å in the 64-atom cell at a0, 2×2×2 mesh
                (two single points; the diamond symmetry gives the other force-constant columns);
-* the vacancy formation energy is left as ``"pending (dataset v4)"``.
+* ``vacancy``  E_f = E(63, relaxed at fixed cell) − 63/64 · E(64) in the 64-atom cell at a0, 2×2×2 mesh (BFGS to
+               ``--vacancy-fmax``; every step is one cached single point, so an interrupted relaxation replays and
+               continues). Until it has run, ``"pending (dataset v4)"``.
 
 Settings (PBE, PW 250 eV, Fermi–Dirac 0.05 eV, Monkhorst–Pack without Γ, point-group symmetry off) are read from
 ``data/manifest.json``. Every single point is cached as one JSON file under ``--work`` (written atomically), keyed by
@@ -43,7 +45,7 @@ from ase.calculators.calculator import Calculator, all_changes  # noqa: E402
 
 from helpers.analysis import eos_from_frames, fit_eos  # noqa: E402
 from helpers.data import load_dataset, load_manifest  # noqa: E402
-from helpers.properties import diamond_si, elastic_constants, phonon_check  # noqa: E402
+from helpers.properties import diamond_si, elastic_constants, phonon_check, vacancy_formation_energy  # noqa: E402
 
 VACANCY_PENDING = "pending (dataset v4)"
 
@@ -152,10 +154,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, default=REPO / "data", help="folder with manifest.json and si_dft.extxyz")
     p.add_argument("--out", type=Path, default=None, help="output JSON (default: <data>/properties_dft.json)")
     p.add_argument("--work", type=Path, default=REPO / "build" / "dft_properties", help="cache of single points")
-    p.add_argument("--only", nargs="+", choices=["elastic", "phonons"], default=["elastic", "phonons"])
+    p.add_argument("--only", nargs="+", choices=["elastic", "phonons", "vacancy"],
+                   default=["elastic", "phonons", "vacancy"])
     p.add_argument("--strain", type=float, default=0.005)
     p.add_argument("--displacement", type=float, default=0.01, help="phonon displacement, Å")
     p.add_argument("--fmax", type=float, default=2e-3, help="relaxed-ion C44: BFGS force threshold, eV/Å")
+    p.add_argument("--vacancy-fmax", type=float, default=0.02, help="vacancy relaxation: BFGS threshold, eV/Å")
     p.add_argument("--calculator", choices=["gpaw", "tersoff"], default="gpaw")
     args = p.parse_args(argv)
     out = args.out or args.data / "properties_dft.json"
@@ -178,8 +182,8 @@ def main(argv: list[str] | None = None) -> None:
             command="OMP_NUM_THREADS=1 python scripts/dft_properties.py " + " ".join(argv or sys.argv[1:]),
             versions=versions(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
             units={"lattice_constant": "Å", "elastic": "GPa", "bulk_modulus": "GPa", "phonons": "THz",
-                   "vacancy": "eV", "wall_time": "s"},
-            vacancy={"vacancy_formation_ev": VACANCY_PENDING})
+                   "vacancy": "eV", "wall_time": "s"})
+        result.setdefault("vacancy", {"vacancy_formation_ev": VACANCY_PENDING})
         write_json_atomic(out, result)
         log(f"wrote {out}")
 
@@ -210,6 +214,17 @@ def main(argv: list[str] | None = None) -> None:
                                   "wall_time_s_this_run": time.perf_counter() - t0, **summary_of(calc)}
         log(f"Γ optical {ph['gamma_optical_thz']:.2f} THz; X TA {ph['x_ta_thz']:.2f}, LA {ph['x_la_thz']:.2f}, "
             f"TO {ph['x_to_thz']:.2f} THz")
+        save()
+    if "vacancy" in args.only:
+        settings = gpaw_settings(manifest, 2) if args.calculator == "gpaw" else {"tersoff": True}
+        calc = CachedSinglePoints(lambda: factory(settings), work, "vacancy", settings, with_stress=False, log=log)
+        t0 = time.perf_counter()
+        vac = vacancy_formation_energy(calc, a0, supercell=2, relax=True, fmax=args.vacancy_fmax)
+        result["vacancy"] = vac | {"cell": "64-atom (2×2×2 cubic) minus one, fixed cell", "lattice_constant_a": a0,
+                                   "dft_settings": settings, "fmax_ev_per_a": args.vacancy_fmax,
+                                   "wall_time_s_this_run": time.perf_counter() - t0, **summary_of(calc)}
+        log(f"vacancy formation {vac['vacancy_formation_ev']:.3f} eV (unrelaxed "
+            f"{vac['vacancy_formation_unrelaxed_ev']:.3f} eV, {vac['relax_steps']} BFGS steps)")
         save()
 
 

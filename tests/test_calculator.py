@@ -215,7 +215,7 @@ def test_nve_md_conserves_energy(model: HDNNP) -> None:
 
 
 @pytest.mark.parametrize("preset", ["TUNED_ACSF", "DENSE_ACSF", "LECTURE_ACSF", "small"])
-def test_fast_g4_kernel_equals_plain_autograd(model: HDNNP, preset: str) -> None:
+def test_block_kernel_equals_plain_autograd(model: HDNNP, preset: str) -> None:
     import helpers.descriptors as descriptors
 
     if preset == "small":
@@ -231,8 +231,7 @@ def test_fast_g4_kernel_equals_plain_autograd(model: HDNNP, preset: str) -> None
     results = []
     for fast in (True, False):
         calc = HDNNPCalculator(net, fast_g4=fast, extrapolation="ignore")
-        assert calc.acsf.__class__.__name__ == ("_FastACSF" if fast else "TorchACSF")
-        assert not fast or calc.acsf.grid  # the fast kernel is really used for these presets
+        assert calc.acsf.__class__.__name__ == ("ChunkedACSF" if fast else "TorchACSF")
         calc.calculate(atoms, ["energy", "forces", "stress"])
         results.append(calc.results)
     fast_r, plain_r = results
@@ -241,6 +240,33 @@ def test_fast_g4_kernel_equals_plain_autograd(model: HDNNP, preset: str) -> None
     np.testing.assert_allclose(fast_r["forces"], plain_r["forces"], atol=1e-10)
     np.testing.assert_allclose(fast_r["stress"], plain_r["stress"], atol=1e-11)
     assert np.abs(plain_r["forces"]).max() > 1e-3
+
+
+def test_many_small_blocks_equal_one_block(model: HDNNP) -> None:
+    """chunk_size=1 (one centre atom per block: 16 blocks here) gives the numbers of a single block to 1e-10."""
+    atoms = _diamond(a=5.47, rattle=0.1, seed=11).repeat((2, 1, 1))
+    cell = atoms.cell[:].copy()
+    cell[2, 0] += 0.4
+    atoms.set_cell(cell, scale_atoms=True)
+    results = []
+    for chunk_size in (1, 10**9):
+        calc = HDNNPCalculator(model, chunk_size=chunk_size, extrapolation="ignore")
+        n_blocks = len(calc.acsf._chunks(_layout(calc, atoms)))
+        assert n_blocks == (len(atoms) if chunk_size == 1 else 1)
+        calc.calculate(atoms, ["energy", "forces", "stress"])
+        results.append(calc.results)
+    small, one = results
+    assert small["energy"] == pytest.approx(one["energy"], abs=1e-10)
+    for key in ("energies", "forces", "stress"):
+        np.testing.assert_allclose(small[key], one[key], rtol=0, atol=1e-10)
+    assert np.abs(one["forces"]).max() > 1e-2 and np.abs(one["stress"]).max() > 1e-4
+
+
+def _layout(calc: HDNNPCalculator, atoms: Atoms):
+    from helpers.descriptors import NeighbourLayout, neighbour_pairs
+
+    pairs = neighbour_pairs(atoms.positions, atoms.cell[:], atoms.pbc, calc.settings.r_cut)
+    return NeighbourLayout(pairs["i"], len(atoms))
 
 
 def test_committee_calculator_gives_the_member_mean_and_its_spread(model: HDNNP) -> None:

@@ -91,7 +91,10 @@ def colab(monkeypatch, fake_colab, tmp_path):
     run.content = content
     run.mounted = fake_colab.mounted
     run.fake_colab = fake_colab
-    return run
+    saved = dict(os.environ)  # the cell sets variables itself (not through monkeypatch): undo them afterwards
+    yield run
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def _put_data(folder: Path, names=("manifest.json", "si_dft.extxyz", "desc.npy", "label.npy")) -> Path:

@@ -112,6 +112,9 @@ def test_colab_missing_drive_folder_lists_places(isolated_data_search, fake_cola
     assert str(tmp_path / "drive" / "MyDrive" / "hdnnp-handson" / "data") in message
     assert "does not exist" in message
     assert "MyDrive/hdnnp-handson/data" in message  # how to fix
+    # all four files of a data folder, not only the two arrays (README, setup cell and this message agree)
+    assert "upload manifest.json, si_dft.extxyz, desc.npy and label.npy" in " ".join(message.split())
+    assert "put desc.npy and label.npy" not in message
 
 
 def test_colab_mount_failure_and_no_mount(isolated_data_search, fake_colab):
@@ -470,3 +473,18 @@ def test_write_text_atomic_replaces_whole_file_and_leaves_no_temp(tmp_path):
     assert target.read_text() == "second"
     assert (target.stat().st_mode & 0o777) == 0o644  # readable by others, unlike a bare mkstemp file
     assert [p.name for p in target.parent.iterdir()] == ["metrics.json"]
+
+
+def test_missing_manifest_message_explains_the_drive_folder(tmp_path):
+    """A Drive folder with only the two arrays (the old README's advice): the message names all four files."""
+    drive_like = tmp_path / "data"
+    drive_like.mkdir()
+    np.save(drive_like / "desc.npy", np.zeros((1, 1, 1), dtype=np.float32))
+    np.save(drive_like / "label.npy", np.zeros(1, dtype=np.float32))
+    with pytest.raises(DataFileNotFoundError) as info:
+        data.load_manifest(drive_like)
+    message = " ".join(str(info.value).split())
+    assert "found: ['desc.npy', 'label.npy']" in message
+    assert "git checkout data/manifest.json" in message
+    assert "Colab" in message and "MyDrive/hdnnp-handson/data" in message
+    assert "upload manifest.json, si_dft.extxyz, desc.npy and label.npy" in message

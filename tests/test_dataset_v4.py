@@ -94,6 +94,12 @@ def test_tersoff_labelling_resumes_and_one_round_runs(v4, tmp_path, monkeypatch)
         v4.run_job(job, "tersoff")
     st = v4.status(plan)
     assert st["jobs_done"] == st["jobs_planned"] == len(jobs)
+    # k-mesh check pairs each 3×3×3 frame with its 2×2×2 twin; Tersoff ignores the mesh, so the differences vanish
+    rows = st["kmesh_check (2x2x2 - 3x3x3)"]
+    assert {r["frame"] for r in rows} == {j.out[:-5] for j in jobs if j.mesh == 2 and "traj" in j.out
+                                          and any(k.out == j.out.replace(".json", "_k3.json") for k in jobs)}
+    assert rows and all(abs(r["relative_energy_error_mev_per_atom"]) < 1e-9 for r in rows)
+    assert all(r["relative_energy_mev_per_atom"] > 0 for r in rows)  # rattled cells lie above the crystal
 
     rec = v4.run_round(1, picks_per_condition=2, md_ps=0.1, epochs=2, v3_every=40)
     assert rec["n_train_frames"]["64-atom (v4)"] == sum(t.n_frames for t in plan if t.split == "round0")

@@ -17,6 +17,7 @@ from helpers.descriptors import (
     TUNED_ACSF,
     DENSE_ACSF,
     ACSFSettings,
+    ChunkedACSF,
     TorchACSF,
     compute_acsf,
     compute_soap,
@@ -272,6 +273,52 @@ def test_jacobian_gives_forces_by_chain_rule():
     _, jac = descriptors_and_jacobian(atoms, TUNED_ACSF)
     forces = -np.einsum("if,ifac->ac", w.numpy(), jac)
     np.testing.assert_allclose(forces, -grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 10**9])
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_chunked_acsf_equals_torch_acsf_with_derivatives(name, chunk_size):
+    """ChunkedACSF (block-by-block G4 with hand-written derivatives; chunk_size=1: one centre atom per block) gives
+    TorchACSF's descriptors and, by both of its paths, the same gradients in positions and cell."""
+    atoms, settings = STRUCTURES[name]
+    w = _functional(settings, len(atoms), seed=5)
+    reference = TorchACSF(settings)
+    chunked = ChunkedACSF(settings, chunk_size=chunk_size)
+    results = []
+    for path in ("plain", "forward", "fused"):
+        pos = torch.tensor(atoms.positions, requires_grad=True)
+        cell = torch.tensor(np.asarray(atoms.cell[:]), requires_grad=True)
+        if path == "fused":
+            g, e_atoms, grads = chunked.energy_and_gradients(
+                pos, atoms.numbers, cell, atoms.pbc, None,
+                lambda g_rows, rows: torch.tanh(g_rows * w[rows]).sum(1), [pos, cell])
+            grads = [torch.zeros_like(x) if gx is None else gx for x, gx in zip((pos, cell), grads)]
+        else:
+            g = (reference if path == "plain" else chunked)(pos, atoms.numbers, cell, atoms.pbc)
+            e_atoms = torch.tanh(g * w).sum(1)
+            grads = torch.autograd.grad(e_atoms.sum(), [pos, cell], allow_unused=True)
+            grads = [torch.zeros_like(x) if gx is None else gx for x, gx in zip((pos, cell), grads)]
+        results.append([t.detach().numpy() for t in (g, e_atoms, *grads)])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+    if len(atoms) > 1:
+        assert np.abs(results[0][2]).max() > 1e-3  # the gradient is not trivially zero
+
+
+def test_chunked_acsf_blocks_and_bad_chunk_size():
+    atoms = _si8(3).repeat((2, 1, 1))
+    layout_module = ChunkedACSF(DENSE_ACSF, chunk_size=1)
+    pairs = neighbour_pairs(atoms.positions, atoms.cell[:], atoms.pbc, DENSE_ACSF.r_cut)
+    from helpers.descriptors import NeighbourLayout
+
+    layout = NeighbourLayout(pairs["i"], len(atoms))
+    assert layout.slots.shape == (16, int(torch.bincount(pairs["i"]).max()))
+    assert layout_module._chunks(layout) == [(k, k + 1) for k in range(16)]  # one centre per block
+    assert len(ChunkedACSF(DENSE_ACSF)._chunks(layout)) == 1
+    for bad in (0, -3, True):
+        with pytest.raises(ValueError, match="chunk_size"):
+            ChunkedACSF(DENSE_ACSF, chunk_size=bad)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from helpers.descriptors import ACSFSettings, descriptors_and_jacobian
 from helpers.exercises import nb03
-from helpers.training import TrainConfig, build_model, dataset_from_frames, train
+from helpers.training import TrainConfig, dataset_from_frames
 
 torch.set_num_threads(1)
 SMALL_ACSF = ACSFSettings(species=("Si",), r_cut=4.5, g2_params=((0.5, 2.3), (1.0, 3.8)),
@@ -66,15 +66,46 @@ def test_forces_from_jacobian():
     assert not nb03.check_forces_from_jacobian(forces[:, :2], de_dg, jac)
 
 
-def test_without_whitening():
-    ds = dataset_from_frames(_frames(12), SMALL_ACSF, with_forces=False, progress=False)
-    train_set, test_set = ds.subset(range(9)), ds.subset(range(9, 12))
-    model, rmse = nb03.solution_without_whitening(train_set, test_set, epochs=20)
-    assert nb03.check_without_whitening(model, rmse, test_set)
-    assert not nb03.check_without_whitening(model, rmse / 1000, test_set)  # eV instead of meV
-    assert not nb03.check_without_whitening(model, rmse * 1.5, test_set)
-    whitened = build_model(train_set, (8,))
-    train(whitened, train_set, None, TrainConfig(epochs=2, batch_size=9, force_weight=0.0), progress=False)
-    result = nb03.check_without_whitening(whitened, rmse, test_set)
-    assert not result and "WHITENS" in result.message
-    assert not nb03.check_without_whitening(..., rmse, test_set)
+@pytest.fixture(scope="module")
+def small_sets():
+    ds = dataset_from_frames(_frames(14), SMALL_ACSF, with_forces=True, progress=False)
+    return ds.subset(range(8)), ds.subset(range(8, 11)), ds.subset(range(11, 14))
+
+
+def test_matched_scaling(small_sets):
+    train_set, _, test_set = small_sets
+    pair = nb03.solution_matched_scaling(train_set, test_set, epochs=6, hidden=(8,))
+    (m_std, h_std, r_std), (m_white, h_white, r_white) = pair["standardise"], pair["whiten"]
+    assert nb03.check_matched_scaling(m_std, h_std, r_std, m_white, h_white, r_white, test_set)
+    swapped = nb03.check_matched_scaling(m_white, h_white, r_white, m_std, h_std, r_std, test_set)
+    assert not swapped and "input_scaling" in swapped.message
+    assert not nb03.check_matched_scaling(m_std, h_std, r_std / 1000, m_white, h_white, r_white, test_set)  # eV
+    assert not nb03.check_matched_scaling(m_std, h_std, r_std * 1.5, m_white, h_white, r_white, test_set)
+    assert not nb03.check_matched_scaling(..., h_std, r_std, m_white, h_white, r_white, test_set)
+    # a longer training of the whitened model is not a matched comparison
+    longer = nb03.solution_matched_scaling(train_set, test_set, epochs=9, hidden=(8,))["whiten"]
+    result = nb03.check_matched_scaling(m_std, h_std, r_std, *longer, test_set)
+    assert not result and "schedules" in result.message
+    # nor is a different network
+    wider = nb03.solution_matched_scaling(train_set, test_set, epochs=6, hidden=(12,))["whiten"]
+    result = nb03.check_matched_scaling(m_std, h_std, r_std, *wider, test_set)
+    assert not result and "differ" in result.message
+
+
+def test_width_study(small_sets):
+    train_set, val_set, test_set = small_sets
+    cfg = TrainConfig(epochs=4, batch_size=4, force_weight=0.02, eval_every=4)
+    models = nb03.solution_width_study(train_set, val_set, cfg, widths=((4, 4), (32, 32), (40, 40)))
+    assert set(models) == {(4, 4), (32, 32), (40, 40)}
+    from helpers.training import evaluate
+
+    errors = {h: evaluate(m, test_set)["force_rmse_mev_per_a"] for h, m in models.items()}
+    truth = errors[(40, 40)] <= min(errors.values())
+    assert nb03.check_width_study(models, truth, test_set)
+    result = nb03.check_width_study(models, not truth, test_set)
+    assert not result and "own numbers" in result.message
+    assert not nb03.check_width_study({(32, 32): models[(32, 32)]}, truth, test_set)  # too few widths
+    no_narrow = {(32, 32): models[(32, 32)], (40, 40): models[(40, 40)], (33, 33): models[(40, 40)]}
+    assert not nb03.check_width_study(no_narrow, truth, test_set)  # wrong key for a model
+    assert not nb03.check_width_study(models, "yes", test_set)
+    assert not nb03.check_width_study(..., truth, test_set)

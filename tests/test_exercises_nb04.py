@@ -35,3 +35,42 @@ def test_largest_batch():
     assert not nb04.check_largest_batch(6, 1000, 10_500)   # rounded up
     assert not nb04.check_largest_batch(5.25, 1000, 10_500)
     assert not nb04.check_largest_batch(..., 1000, 10_500)
+
+
+def test_batch_study():
+    import numpy as np
+    from ase.build import bulk
+    from ase.calculators.lj import LennardJones
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from helpers.descriptors import ACSFSettings
+    from helpers.training import dataset_from_frames, evaluate
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(13):
+        atoms = bulk("Si", "diamond", a=5.43 * (1 + 0.02 * rng.standard_normal()), cubic=True)
+        atoms.rattle(0.1, seed=int(rng.integers(1 << 30)))
+        atoms.calc = LennardJones(sigma=2.1, epsilon=0.2, rc=4.5, smooth=True)
+        e, f = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
+        frames.append(atoms)
+    settings = ACSFSettings(species=("Si",), r_cut=4.5, g2_params=((0.5, 2.3), (1.0, 3.8)))
+    ds = dataset_from_frames(frames, settings, with_forces=True, progress=False)
+    train_set, val_set, test_set = ds.subset(range(10)), ds.subset(range(10, 11)), ds.subset(range(11, 13))
+    runs, steps = nb04.solution_batch_study(train_set, val_set, epochs=3, batch_sizes=(4, None))
+    assert steps == {4: 3 * 3, 10: 3}
+    errors = {b: evaluate(m, test_set)["energy_rmse_mev_per_atom"] for b, (m, _) in runs.items()}
+    truth = errors[4] < errors[10]
+    assert nb04.check_batch_study(runs, steps, truth, test_set)
+    result = nb04.check_batch_study(runs, steps, not truth, test_set)
+    assert not result and "your numbers" in result.message
+    result = nb04.check_batch_study(runs, {4: 3 * 2, 10: 3}, truth, test_set)  # floor instead of ceil
+    assert not result and "ceil" in result.message
+    assert not nb04.check_batch_study(runs, {4: 9, 10: 30}, truth, test_set)  # one step per epoch for the full batch
+    longer, _ = nb04.solution_batch_study(train_set, val_set, epochs=4, batch_sizes=(None,))
+    result = nb04.check_batch_study({4: runs[4], 10: longer[10]}, steps, truth, test_set)
+    assert not result and "epochs" in result.message
+    assert not nb04.check_batch_study(..., steps, truth, test_set)
+    assert not nb04.check_batch_study(runs, steps, "no", test_set)

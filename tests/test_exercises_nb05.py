@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ase import units
 from ase.build import bulk
-from ase.eos import birchmurnaghan
 
 from helpers.descriptors import ACSFSettings
 from helpers.exercises import nb05
@@ -15,33 +13,25 @@ from helpers.potentials import tersoff_si
 from helpers.training import TrainConfig, build_model, dataset_from_frames, train
 
 
-def test_force_error_per_atom() -> None:
+def test_spread_filter() -> None:
     rng = np.random.default_rng(0)
-    ref = rng.normal(size=(40, 3))
-    pred = ref + rng.normal(scale=0.1, size=(40, 3))
-    answer = nb05.solution_force_error_per_atom(pred, ref)
-    assert nb05.check_force_error_per_atom(answer, pred, ref)
-    component = 1000 * np.sqrt(np.mean((pred - ref) ** 2))
-    result = nb05.check_force_error_per_atom(component, pred, ref)
-    assert not result and "COMPONENT" in result.message
-    assert not nb05.check_force_error_per_atom(answer / 1000, pred, ref)
-    assert not nb05.check_force_error_per_atom(..., pred, ref)
-    mae = 1000 * np.mean(np.linalg.norm(pred - ref, axis=1))
-    assert not nb05.check_force_error_per_atom(mae, pred, ref)
-
-
-def test_bulk_modulus() -> None:
-    v = np.linspace(18.5, 21.5, 9)
-    e = birchmurnaghan(v, -4.6, 95 * units.GPa, 4.2, 20.0)
-    answer = nb05.solution_bulk_modulus(v, e)
-    assert answer == pytest.approx(95, rel=0.05)
-    assert nb05.check_bulk_modulus(answer, v, e)
-    result = nb05.check_bulk_modulus(answer * units.GPa, v, e)  # forgot the unit conversion
-    assert not result and "eV/Å³" in result.message
-    assert not nb05.check_bulk_modulus(8 * answer, v, e)
-    assert not nb05.check_bulk_modulus(-answer, v, e)
-    assert not nb05.check_bulk_modulus(150.0, v, e)
-    assert not nb05.check_bulk_modulus(None, v, e)
+    spread = rng.uniform(0.1, 5.0, 40)
+    err = rng.uniform(0.0, 10.0, 40)
+    rmse, frac = nb05.solution_spread_filter(spread, err, 2.0)
+    keep = spread < 2.0
+    assert rmse == pytest.approx(np.sqrt(np.mean(err[keep] ** 2))) and frac == pytest.approx(keep.mean())
+    assert nb05.check_spread_filter(rmse, frac, spread, err, 2.0)
+    result = nb05.check_spread_filter(rmse, 1 - frac, spread, err, 2.0)
+    assert not result and "REMOVED" in result.message
+    assert not nb05.check_spread_filter(rmse, 100 * frac, spread, err, 2.0)  # percent
+    result = nb05.check_spread_filter(np.sqrt(np.mean(err[~keep] ** 2)), frac, spread, err, 2.0)
+    assert not result and "LARGE" in result.message
+    result = nb05.check_spread_filter(np.sqrt(np.mean(err ** 2)), frac, spread, err, 2.0)
+    assert not result and "ALL" in result.message
+    result = nb05.check_spread_filter(np.mean(err[keep]), frac, spread, err, 2.0)
+    assert not result and "mean absolute" in result.message
+    assert not nb05.check_spread_filter(..., frac, spread, err, 2.0)
+    assert not nb05.check_spread_filter(rmse, frac, spread, err, 0.01)  # nothing kept
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +63,37 @@ def test_extrapolation_onset(small_model) -> None:
     assert not nb05.check_extrapolation_onset(-expected, small_model)  # sign
     assert not nb05.check_extrapolation_onset(100 * expected, small_model)  # percent
     assert not nb05.check_extrapolation_onset(..., small_model)
+
+
+def test_force_weight_study() -> None:
+    from ase.calculators.lj import LennardJones
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from helpers.training import evaluate
+
+    rng = np.random.default_rng(1)
+    frames = []
+    for _ in range(12):
+        atoms = bulk("Si", "diamond", a=5.43 * (1 + 0.02 * rng.standard_normal()), cubic=True)
+        atoms.rattle(0.1, seed=int(rng.integers(1 << 30)))
+        atoms.calc = LennardJones(sigma=2.1, epsilon=0.2, rc=4.5, smooth=True)
+        e, f = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
+        frames.append(atoms)
+    settings = ACSFSettings(species=("Si",), r_cut=4.5, g2_params=((0.5, 2.3), (1.0, 3.8)))
+    ds = dataset_from_frames(frames, settings, with_forces=True, progress=False)
+    train_set, val_set, test_set = ds.subset(range(8)), ds.subset(range(8, 10)), ds.subset(range(10, 12))
+    models = nb05.solution_force_weight_study(train_set, val_set, TrainConfig(epochs=4, batch_size=4, eval_every=4))
+    m = {w: evaluate(model, test_set) for w, model in models.items()}
+    best_f = m[0.2]["force_rmse_mev_per_a"] <= min(x["force_rmse_mev_per_a"] for x in m.values())
+    worse_e = m[0.2]["energy_rmse_mev_per_atom"] > m[0.002]["energy_rmse_mev_per_atom"]
+    assert nb05.check_force_weight_study(models, best_f, worse_e, test_set)
+    result = nb05.check_force_weight_study(models, not best_f, worse_e, test_set)
+    assert not result and "force errors" in result.message
+    result = nb05.check_force_weight_study(models, best_f, not worse_e, test_set)
+    assert not result and "energy errors" in result.message
+    assert not nb05.check_force_weight_study({0.02: models[0.02], 0.2: models[0.2]}, best_f, worse_e, test_set)
+    no_low = {0.02: models[0.02], 0.05: models[0.002], 0.2: models[0.2]}
+    assert not nb05.check_force_weight_study(no_low, best_f, worse_e, test_set)
+    assert not nb05.check_force_weight_study(models, "yes", worse_e, test_set)
+    assert not nb05.check_force_weight_study(..., best_f, worse_e, test_set)

@@ -17,8 +17,8 @@ The test reads the committed notebooks (full-mode outputs, see DEVELOPERS.md) an
   ``≤ rel·|output|``: "about 100×"), ``"at_most"`` / ``"at_least"`` (the output is ≤ / ≥ the prose number, or
   ``value`` when the prose has no number: "under a minute" → ``value=60``); captured words are compared lower-case.
 
-To cover another notebook, add claims to its list below (03–07 are waiting); a notebook with an empty list is not
-checked yet. After re-running a notebook, run this test: a failure names the claim, the two texts and the values.
+To cover another notebook, add claims to its list below; a notebook with an empty list is not checked yet. After
+re-running a notebook, run this test: a failure names the claim, the two texts and the values.
 """
 
 from __future__ import annotations
@@ -101,10 +101,47 @@ CLAIMS: dict[str, list[Claim]] = {
         Claim(r"largest relative difference (\S+) over the frames of section 6a", r"max relative difference = (\S+)",
               why="TorchACSF vs dscribe"),
     ],
-    # Waiting for their owners: add a Claim per number that stays in markdown (or render it, rule 1).
-    "03_training_cpu.ipynb": [],
-    "04_training_gpu.ipynb": [],
-    "05_evaluation.ipynb": [],
+    # 03-06: most numbers are rendered by the cell after the computation (rule 1); these stay in markdown.
+    "03_training_cpu.ipynb": [
+        Claim(r"repeated with (\d+) seeds in full mode", r"mean ± sd of (\d+) seeds", why="seeds per comparison"),
+        Claim(r'With (\d+) seeds, "lower in all', r"mean ± sd of (\d+) seeds", why="seeds in the reading rule"),
+        Claim(r"The full run takes several minutes on two CPU cores", r"notebook run time: (\d+) s \(full mode\)",
+              compare="at_most", value=900, why="several minutes (at most 15) in full mode"),
+        Claim(r"\| epochs \| (\d+) \| \d+ \|", r"plain recipe, (\d+) epochs", why="ladder epochs in the table"),
+        Claim(r"\| epochs \| \d+ \| (\d+) \|", r"(\d+) epochs each;", why="force-training epochs in the table"),
+        Claim(r"and (\d+) validation frames from a few trajectories", r"'validation': (\d+)", why="validation frames"),
+        Claim(r"for the (\d+) features of desc.npy", r"desc \(\d+, \d+, (\d+)\)", why="features of desc.npy"),
+    ],
+    "04_training_gpu.ipynb": [
+        Claim(r'the GPU rows of the timing table then read "(not measured: no GPU)"',
+              r"\| GPU, float32 \| (not measured: no GPU) \|",
+              why="the committed run had no GPU (update the intro when the notebook is run on one)"),
+    ],
+    "05_evaluation.ipynb": [
+        Claim(r"the lecture's (\d+) ACSF, the tuned", r"ACSF \(lecture\) (\d+) \d", why="intro: lecture ACSF length"),
+        Claim(r"the tuned (\d+) ACSF and SOAP", r"ACSF \(tuned\) (\d+) \d", why="intro: tuned ACSF length"),
+        Claim(r"講義の (\d+) 個の ACSF", r"ACSF \(lecture\) (\d+) \d", why="学ぶこと: lecture ACSF length"),
+        Claim(r"調整した (\d+) 個の ACSF", r"ACSF \(tuned\) (\d+) \d", why="学ぶこと: tuned ACSF length"),
+        Claim(r"here only Si\), (\d+) symmetry functions in", r"\d+ atoms, (\d+) features", why="inputs of the model"),
+        Claim(r"training frames \((\d+), \d+, …", r"E \+ F (\d+) \|", why="smallest learning-curve size"),
+        Claim(r"Descriptor comparison: (\d+) ACSF", r"ACSF \(lecture\) (\d+) \d", why="heading: lecture ACSF"),
+        Claim(r"Descriptor comparison: \d+ ACSF, (\d+) ACSF", r"ACSF \(tuned\) (\d+) \d", why="heading: tuned ACSF"),
+        Claim(r"the lecture's first preset: (\d+) ACSF", r"ACSF \(lecture\) (\d+) \d", why="lecture ACSF length"),
+        Claim(r"shipped in `desc.npy`: (\d+) ACSF", r"ACSF \(tuned\) (\d+) \d", why="tuned ACSF length"),
+        Claim(r"r_cut 6 Å \((\d+) features\)", r"SOAP n6 l4 (\d+) \d", why="SOAP length"),
+        Claim(r"exactly\* √3 times the component RMSE", r"per-atom / component RMSE = (\S+) \(√3",
+              compare="within", tol=1e-5, value=3 ** 0.5, why="√3 is an identity"),
+    ],
+    "06_using_the_potential.ipynb": [
+        Claim(r"E\(V\) を学習に使わなかったモデルの B は DFT から ([+−-]\d+) %",
+              r"the model that never saw an E\(V\) frame a₀ [+-]\S+ %, B ([+-]\S+) %", why="まとめ: B out of sample"),
+        Claim(r"Γ 点の光学フォノンは DFT から ([+−-]\d+) %",
+              r"HDNNP, main model\*\*, deviation from DFT \(PBE\): .*?Γ optical phonon ([+-]\d+) %",
+              why="まとめ: Γ optical phonon of the main model"),
+        Claim(r"（C12 は ([+−-]\d+) %）",
+              r"HDNNP, main model\*\*, deviation from DFT \(PBE\): C11 [+-]\d+ %; C12 ([+-]\d+) %",
+              why="まとめ: C12 of the main model"),
+    ],
     # 06, 07, …: add "NN_name.ipynb": [Claim(...), ...] here when the notebook exists.
 }
 
@@ -240,7 +277,7 @@ def test_committed_outputs_have_no_errors(path):
 
 
 @pytest.mark.parametrize("name", ["01_descriptor_theory.ipynb", "02_acsf_and_soap.ipynb", "03_training_cpu.ipynb",
-                                  "04_training_gpu.ipynb", "05_evaluation.ipynb"])
+                                  "04_training_gpu.ipynb", "05_evaluation.ipynb", "06_using_the_potential.ipynb"])
 def test_japanese_overview_and_summary(name):
     """Each notebook opens with 「このノートで学ぶこと」 and closes with 「まとめ」 (Japanese readers, issue 15 §5)."""
     cells = [c for c in _notebook(name).cells if c.cell_type == "markdown"]

@@ -105,3 +105,43 @@ def test_history_without_validation_draws_training_only():
     labels = set(_lines_by_label(fig))
     assert "training loss" in labels and not any(label.startswith("validation") for label in labels)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# parity_plot coloured by config_type
+# ---------------------------------------------------------------------------------------------------------------------
+def test_parity_plot_colours_energies_and_forces_by_group():
+    from helpers.plots import parity_plot
+
+    rng = np.random.default_rng(0)
+    groups = ["md"] * 3 + ["disordered"] * 2
+    e_ref = rng.normal(size=5)
+    f_ref = rng.normal(size=(5 * 8, 3))
+    frame_index = np.repeat(np.arange(5), 8)
+    fig = parity_plot(e_ref + 0.01, e_ref, f_ref + 0.01, f_ref, groups=groups, atom_frame_index=frame_index)
+    energy_ax, force_ax = fig.axes[:2]
+    energy_counts = {c.get_label(): len(c.get_offsets()) for c in energy_ax.collections}
+    force_counts = {c.get_label(): len(c.get_offsets()) for c in force_ax.collections}
+    assert energy_counts == {"md (3)": 3, "disordered (2)": 2}
+    assert force_counts == {"md (72)": 72, "disordered (48)": 48}  # 8 atoms × 3 components per frame
+    assert [t.get_text() for t in energy_ax.get_legend().get_texts()] == ["md (3)", "disordered (2)"]
+    plt.close(fig)
+
+
+def test_parity_plot_rejects_groups_of_the_wrong_length():
+    from helpers.plots import parity_plot
+
+    with pytest.raises(ValueError, match="one label per frame"):
+        parity_plot(np.zeros(4), np.zeros(4), groups=["md"] * 3)
+    with pytest.raises(ValueError, match="frame of every atom"):
+        parity_plot(np.zeros(2), np.zeros(2), np.zeros((16, 3)), np.zeros((16, 3)), groups=["a", "b"],
+                    atom_frame_index=np.zeros(15, dtype=int))
+
+
+def test_parity_plot_without_groups_has_one_cloud_per_panel():
+    from helpers.plots import parity_plot
+
+    fig = parity_plot(np.arange(4.0), np.arange(4.0), np.ones((8, 3)), np.ones((8, 3)))
+    assert [len(ax.collections) for ax in fig.axes[:2]] == [1, 1]
+    assert fig.axes[0].get_legend() is None
+    plt.close(fig)

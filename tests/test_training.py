@@ -131,6 +131,90 @@ def test_jacobian_forces_equal_autograd_forces_through_torch_acsf(dataset):
     assert np.allclose(via_jacobian, -grad.numpy(), atol=1e-10)
 
 
+def _distorted_cell(seed: int = 3, repeat: int = 1):
+    """A rattled diamond cell with a random (non-orthogonal) strain, labelled with the toy LJ potential."""
+    from ase.calculators.lj import LennardJones
+
+    rng = np.random.default_rng(seed)
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat((repeat, 1, 1))
+    atoms.set_cell(atoms.cell[:] @ (np.eye(3) + 0.04 * rng.standard_normal((3, 3))), scale_atoms=True)
+    atoms.rattle(0.12, seed=seed)
+    atoms.calc = LennardJones(sigma=2.1, epsilon=0.2, rc=4.5, smooth=True)
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+    return atoms
+
+
+def test_training_forces_equal_minus_the_gradient_of_the_calculator_energy(dataset):
+    """Issue 17 §3: the sparse-Jacobian forces of the training path are −∂E/∂R of the calculator's energy, by autograd
+    through TorchACSF (fast_g4=False) and by the block kernel, on a randomly distorted 16-atom cell."""
+    from helpers.calculator import HDNNPCalculator
+
+    torch.manual_seed(1)
+    model = build_model(dataset, (8, 8))
+    train(model, dataset, None, TrainConfig(epochs=3, batch_size=4, seed=1), progress=False)
+    atoms = _distorted_cell(repeat=2)
+    ds = dataset_from_frames([atoms], SMALL_ACSF, with_forces=True, progress=False, dtype=torch.float64)
+    via_training = predict(model.double(), ds)["forces_ev_per_a"]
+    for fast in (False, True):
+        calc = HDNNPCalculator(model, fast_g4=fast, extrapolation="ignore")
+        calc.calculate(atoms, ["energy", "forces"])
+        np.testing.assert_allclose(via_training, calc.results["forces"], rtol=0, atol=1e-6)
+        assert predict(model, ds)["energy_ev"][0] == pytest.approx(calc.results["energy"], abs=1e-8)
+    assert np.abs(via_training).max() > 1e-2
+
+
+def test_sparse_jacobian_holds_only_neighbour_blocks():
+    """Per frame one (F, 3) block per pair of atoms within r_cut (and i itself): linear in atoms, not quadratic."""
+    from helpers.descriptors import descriptors_and_jacobian, descriptors_and_sparse_jacobian, neighbour_pairs
+
+    atoms = _distorted_cell(seed=5).repeat((3, 3, 3))  # 216 atoms, 16 Å cell: most atom pairs are far apart
+    g, centre, atom, values = descriptors_and_sparse_jacobian(atoms, SMALL_ACSF)
+    pairs = neighbour_pairs(atoms.positions, atoms.cell[:], atoms.pbc, SMALL_ACSF.r_cut)
+    expected = {(int(i), int(j)) for i, j in zip(pairs["i"], pairs["j"])} | {(k, k) for k in range(len(atoms))}
+    assert set(zip(centre.tolist(), atom.tolist())) == expected and len(centre) == len(expected)
+    assert values.shape == (len(expected), SMALL_ACSF.n_features, 3)
+    assert len(expected) < 0.15 * len(atoms) ** 2  # the dense Jacobian would hold n² blocks
+    small = _distorted_cell(seed=6)
+    _, dense = descriptors_and_jacobian(small, SMALL_ACSF)
+    _, c, a, v = descriptors_and_sparse_jacobian(small, SMALL_ACSF)
+    rebuilt = np.zeros_like(dense)
+    rebuilt[c, :, a, :] = v
+    np.testing.assert_array_equal(rebuilt, dense)
+
+
+def test_dense_jacobian_input_is_converted_to_sparse(dataset):
+    """FrameDataset(jacobians={n: (k, n·F, n·3)}, jacobian_slot=...) — the layout helpers.snap builds — gives the
+    same forces as the sparse storage, and subsets share the per-frame blocks instead of copying them."""
+    from helpers.descriptors import descriptors_and_jacobian
+    from helpers.training import SparseJacobian, sparse_jacobian_blocks
+
+    frames = _frames(3, seed=2) + [_distorted_cell(seed=9, repeat=2)]
+    sparse = dataset_from_frames(frames, SMALL_ACSF, with_forces=True, progress=False, dtype=torch.float64)
+    dense = {}
+    slot = []
+    for a in frames:
+        _, jac = descriptors_and_jacobian(a, SMALL_ACSF)
+        n = len(a)
+        bucket = dense.setdefault(n, [])
+        slot.append(len(bucket))
+        bucket.append(torch.as_tensor(jac.reshape(n * SMALL_ACSF.n_features, n * 3)))
+    converted = FrameDataset(sparse.descriptors, sparse.species, sparse.frame_index, sparse.n_atoms, sparse.energy_ev,
+                             sparse.elements, sparse.forces_ev_per_a, {n: torch.stack(b) for n, b in dense.items()},
+                             torch.tensor(slot))
+    assert converted.jacobians is None and isinstance(converted.jacobian, SparseJacobian) and converted.has_forces
+    model = build_model(dataset, (6,)).double()
+    np.testing.assert_allclose(predict(model, converted)["forces_ev_per_a"], predict(model, sparse)["forces_ev_per_a"],
+                               rtol=0, atol=1e-12)
+    sub = sparse.subset([3, 1])
+    assert sub.jacobian.values[0] is sparse.jacobian.values[3]
+    c, a, v = sparse_jacobian_blocks(descriptors_and_jacobian(frames[3], SMALL_ACSF)[1])
+    np.testing.assert_array_equal(v, sparse.jacobian.values[3].numpy())
+    with pytest.raises(ValueError, match="jacobian_slot"):
+        FrameDataset(sparse.descriptors, sparse.species, sparse.frame_index, sparse.n_atoms, sparse.energy_ev,
+                     sparse.elements, sparse.forces_ev_per_a, {8: torch.zeros(1, 1, 1)})
+
+
 # ----------------------------------------------------------------------------------------------- training
 def _state(model: torch.nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -1,4 +1,4 @@
-"""Exercise checks for the notebooks (one module per notebook: ``nb01`` … ``nb05``).
+"""Exercise checks for the notebooks (one module per notebook: ``nb01``, ``nb02``, … one ``nbNN`` per notebook NN).
 
 Every check function returns a :class:`CheckResult`: ``passed`` is a bool, ``message`` says what is right, or what is
 off and how to find the mistake. In a notebook, the last expression of a check cell is the result, which displays as
