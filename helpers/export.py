@@ -62,7 +62,7 @@ def check_exportable(model: HDNNP) -> None:
 
     Needs SNAP descriptors (``model.descriptor["type"] == "snap"``: ML-IAP computes the bispectrum itself, and has
     no ACSF descriptor), an activation ML-IAP's ``model nn`` knows (tanh, sigmoid, relu; not SiLU, softplus, GELU,
-    CELU), fitted input scaling and no baseline (``HDNNP.baseline``).
+    CELU) and fitted input scaling.
     """
     desc = model.descriptor
     if not desc:
@@ -88,11 +88,6 @@ def check_exportable(model: HDNNP) -> None:
     if not bool(model.scaling_fitted):
         raise ExportError("The model's input scaling and reference energies were never fitted (it is untrained): "
                           "train it (helpers.training.train) before exporting.")
-    if getattr(model, "baseline", None) is not None:
-        raise ExportError(f"The model carries a {model.baseline} baseline (a ridge regression added to its networks' "
-                          "energies); ML-IAP's model nn is a plain network and the export does not write the baseline "
-                          "(it would need pair_style hybrid/overlay with a second mliap model linear/quadratic). "
-                          "Retrain without it for LAMMPS: python -m helpers train ... --baseline none.")
 
 
 def _numpy64(t: torch.Tensor) -> np.ndarray:
