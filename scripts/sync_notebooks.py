@@ -53,8 +53,8 @@ COLAB_PIP_PACKAGES = (("dscribe", "dscribe>=2.1,<3"), ("ase", "ase>=3.23"))
 # label.npy). A Drive data folder needs all of them; tests/test_colab_setup.py checks this table against the
 # notebooks' code, data/manifest.json and the README's Drive table.
 DRIVE_DATA_FILES = {
-    "manifest.json": ("02", "03", "04", "05", "06", "07", "09"),
-    "si_dft.extxyz": ("01", "02", "03", "04", "05", "06", "07", "09"),
+    "manifest.json": ("02", "03", "04", "05", "06", "07", "08", "09"),
+    "si_dft.extxyz": ("01", "02", "03", "04", "05", "06", "07", "08", "09"),
     "desc.npy": ("02", "03"),
     "label.npy": ("02", "03"),
 }
