@@ -10,7 +10,9 @@ network (blocks side by side, output weights divided by K), so LAMMPS runs the c
 Files (``export_lammps``): ``<name>.mliap.model`` (``model nn``), ``<name>.mliap.descriptor`` (``descriptor sna``)
 and ``in.lammps``, an NVT MD input of a diamond supercell (or of a ``read_data`` structure) ready to run with
 ``lmp -in in.lammps`` (or ``mpirun -np 4 lmp -in in.lammps``) inside the output folder. LAMMPS 2025.7.22's ML-IAP
-reserves an (atoms × neighbour pairs) table per MPI rank, so keep to about 4000 atoms per rank (32 768 atoms: 8 ranks).
+reserves an (atoms × neighbour pairs) table per MPI rank, 4·p·n² bytes for n atoms on a rank (30 GB of address space
+for 16 384 Si atoms); ``in.lammps`` builds a diamond supercell slab by slab so that the table grows in steps that
+Linux grants (32 768 atoms run on 2 ranks, and on 1, on a 24 GB machine).
 
 CLI hooks (for :mod:`helpers.cli`): :func:`add_export_parser` and :func:`cmd_export_lammps`.
 """
@@ -62,7 +64,7 @@ def check_exportable(model: HDNNP) -> None:
 
     Needs SNAP descriptors (``model.descriptor["type"] == "snap"``: ML-IAP computes the bispectrum itself, and has
     no ACSF descriptor), an activation ML-IAP's ``model nn`` knows (tanh, sigmoid, relu; not SiLU, softplus, GELU,
-    CELU) and fitted input scaling.
+    CELU), fitted input scaling and no baseline (``HDNNP.baseline``).
     """
     desc = model.descriptor
     if not desc:
@@ -88,6 +90,11 @@ def check_exportable(model: HDNNP) -> None:
     if not bool(model.scaling_fitted):
         raise ExportError("The model's input scaling and reference energies were never fitted (it is untrained): "
                           "train it (helpers.training.train) before exporting.")
+    if getattr(model, "baseline", None) is not None:
+        raise ExportError(f"The model carries a {model.baseline} baseline (a ridge regression added to its networks' "
+                          "energies); ML-IAP's model nn is a plain network and the export does not write the baseline "
+                          "(it would need pair_style hybrid/overlay with a second mliap model linear/quadratic). "
+                          "Retrain without it for LAMMPS: python -m helpers train ... --baseline none.")
 
 
 def _numpy64(t: torch.Tensor) -> np.ndarray:
@@ -179,35 +186,62 @@ def _masses(elements: Sequence[str]) -> list[float]:
     return [float(atomic_masses[atomic_numbers[e]]) for e in elements]
 
 
+#: Slabs in which ``in.lammps`` builds a diamond supercell (``-var nstage N`` overrides it; see _in_lammps_text).
+DEFAULT_BUILD_STAGES = 8
+
+
 def _in_lammps_text(name: str, species: Sequence[str], *, data_file: str | None, supercell: int,
                     lattice_a: float, temperature_k: float, steps: int, timestep_fs: float, seed: int) -> str:
+    """The NVT input. A diamond supercell is created in ``nstage`` slabs along z, with a force evaluation after
+    each: LAMMPS 2025.7.22's ML-IAP (``MLIAPData``) sizes its ``lmp_firstneigh`` table as (local
+    atoms) × (local neighbour pairs), 4·p·n² bytes per rank (p ≈ 28 pairs per Si atom at 5 Å: 30 GB for 16 384 atoms
+    on a rank). Its pages are hardly touched, but Linux (heuristic overcommit) refuses one request larger than
+    RAM + swap, so a cell built in one piece fails (32 768 atoms on 1 or 2 ranks on a 24 GB machine). Grown slab by
+    slab, the table is enlarged in steps (``realloc``/``mremap`` asks only for the increment), and the same cell
+    runs. ``processors * * 1`` keeps every rank's share of each slab the same."""
     masses = "\n".join(f"mass {k + 1} {m:.6g}" for k, m in enumerate(_masses(species)))
+    pair = [f"pair_style mliap model nn {name}.mliap.model descriptor sna {name}.mliap.descriptor",
+            f"pair_coeff * * {' '.join(species)}",
+            "neighbor 1.0 bin"]
     if data_file is None:
-        structure = [f"lattice diamond {lattice_a:g}",
-                     "region cell block 0 1 0 1 0 1",
-                     f"create_box {len(species)} cell",
-                     "create_atoms 1 region cell",
-                     "replicate ${nrep} ${nrep} ${nrep}"]
+        setup = ["processors * * 1               # ranks split x and y only: each gets its share of every slab",
+                 f"lattice diamond {lattice_a:g}",
+                 "region cell block 0 ${nrep} 0 ${nrep} 0 ${nrep}",
+                 f"create_box {len(species)} cell",
+                 masses,
+                 *pair,
+                 "# Create the crystal slab by slab (ML-IAP's table grows in nstage steps; see the note above).",
+                 "# Slab k ends at the lattice plane nearest to nrep*sqrt(k/nstage): equal steps of the table.",
+                 "variable k loop ${nstage}",
+                 "label build",
+                 "variable zlo equal floor(4*${nrep}*sqrt((${k}-1)/${nstage})+0.5)/4-0.125",
+                 "variable zhi equal floor(4*${nrep}*sqrt(${k}/${nstage})+0.5)/4-0.125",
+                 "region slab${k} block INF INF INF INF ${zlo} ${zhi}",
+                 "create_atoms 1 region slab${k}",
+                 'if "${k} < ${nstage}" then "run 0 post no"',
+                 "next k",
+                 "jump SELF build"]
     else:
-        structure = [f"read_data {data_file}"]
+        setup = [f"read_data {data_file}", masses, *pair]
     return "\n".join([
         f"# NVT molecular dynamics with the HDNNP '{name}' (LAMMPS ML-IAP), written by hdnnp-handson.",
-        "# Run inside this folder:  lmp -in in.lammps   or   mpirun -np 4 lmp -in in.lammps",
+        "# Run inside this folder:  lmp -in in.lammps   or   mpirun -np 4 lmp -in in.lammps  (not lmp < in.lammps:",
+        "# the crystal is built in a loop, and 'jump SELF' needs the file name).",
         "# Change settings on the command line, e.g.  lmp -in in.lammps -var T 900 -var nrep 6 -var steps 5000",
-        "# Big cells: LAMMPS 2025.7.22 ML-IAP reserves an (atoms x neighbour pairs) table per MPI rank (~1.9 GB of",
-        "# address space at 4096 Si atoms per rank, 120 GB at 32768): keep to about 4000 atoms per rank (mpirun -np).",
+        "# Big cells: LAMMPS 2025.7.22 ML-IAP reserves one table of 4*p*n^2 bytes per MPI rank (n atoms on the rank,",
+        "# p neighbours within the SNAP cutoff, ~28 for Si at 5 A: 30 GB at n = 16384). It is address space, hardly",
+        "# touched, but Linux refuses a single request larger than RAM + swap: building the crystal in nstage slabs",
+        "# grows the table in steps of 1/nstage. If 'Failed to reallocate ... MLIAPData:lmp_firstneigh' appears,",
+        "# raise nstage (-var nstage 16) or the number of MPI ranks.",
         f"variable T index {temperature_k:g}          # K",
         f"variable nrep index {supercell}          # diamond cells per edge ({8 * supercell ** 3} atoms)",
+        f"variable nstage index {DEFAULT_BUILD_STAGES}        # slabs the crystal is built in (1: in one piece)",
         f"variable steps index {steps}",
         f"variable seed index {seed}",
         "units metal                    # eV, Å, ps (timestep below in ps)",
         "atom_style atomic",
         "boundary p p p",
-        *structure,
-        masses,
-        f"pair_style mliap model nn {name}.mliap.model descriptor sna {name}.mliap.descriptor",
-        f"pair_coeff * * {' '.join(species)}",
-        "neighbor 1.0 bin",
+        *setup,
         "velocity all create ${T} ${seed} mom yes rot yes dist gaussian",
         f"timestep {timestep_fs / 1000:g}                # {timestep_fs:g} fs",
         f"fix nvt all nvt temp ${{T}} ${{T}} {100 * timestep_fs / 1000:g}   # Nose-Hoover, damping 100 steps",
@@ -241,7 +275,8 @@ def export_lammps(
         name: stem of the ML-IAP files (letters, digits, ``_-.``).
         overwrite: replace existing files (otherwise FileExistsError, and nothing is written).
         structure: optional ``ase.Atoms`` for the MD: written as ``<name>.data`` and read with ``read_data``;
-            default (single-element models): a diamond lattice of ``lattice_a`` Å replicated ``supercell``³ times.
+            default (single-element models): a diamond lattice of ``lattice_a`` Å, ``supercell``³ cubic cells, built
+            slab by slab (see :func:`_in_lammps_text`).
         temperature_k, steps, timestep_fs, seed: NVT settings of ``in.lammps`` (Nosé–Hoover, K, fs).
 
     Returns:

