@@ -14,6 +14,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA_DIR = REPO_ROOT / "data"
 
 
+def load_script(name: str) -> types.ModuleType:
+    """Import ``scripts/<name>.py`` as the module ``name`` (scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def make_tiny_frames(n_frames: int = 6, seed: int = 0) -> list:
     """Small rattled 8-atom silicon cells with made-up energies (eV) and forces (eV/Å); two frames per trajectory."""
     from ase.build import bulk

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def v4():
-    spec = importlib.util.spec_from_file_location("make_dataset_v4", REPO / "scripts" / "make_dataset_v4.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["make_dataset_v4"] = mod
-    spec.loader.exec_module(mod)
+    mod = load_script("make_dataset_v4")
     yield mod
     mod.set_root(REPO / "data" / "v4")
 

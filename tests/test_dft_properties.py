@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("dft_properties", REPO / "scripts" / "dft_properties.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["dft_properties"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("dft_properties")
 
 
 def test_vacancy_part_relaxes_and_a_rerun_replays_the_cache(script, tmp_path, capsys):
