@@ -25,6 +25,25 @@ def load_script(name: str) -> types.ModuleType:
     return mod
 
 
+def lennard_jones_frames(n_frames: int, seed: int) -> list:
+    """Rattled, slightly strained 8-atom Si cells labelled by a smooth Lennard-Jones potential (a cheap, consistent
+    energy surface: forces are exactly minus its gradient), as single-point results."""
+    from ase.build import bulk
+    from ase.calculators.lj import LennardJones
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n_frames):
+        atoms = bulk("Si", "diamond", a=5.43 * (1 + 0.02 * rng.standard_normal()), cubic=True)
+        atoms.rattle(0.1, seed=int(rng.integers(1 << 30)))
+        atoms.calc = LennardJones(sigma=2.1, epsilon=0.2, rc=4.5, smooth=True)
+        e, f = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
+        frames.append(atoms)
+    return frames
+
+
 def make_tiny_frames(n_frames: int = 6, seed: int = 0) -> list:
     """Small rattled 8-atom silicon cells with made-up energies (eV) and forces (eV/Å); two frames per trajectory."""
     from ase.build import bulk

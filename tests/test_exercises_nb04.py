@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from conftest import lennard_jones_frames
+
 from helpers.exercises import nb04
 
 
@@ -38,24 +40,12 @@ def test_largest_batch():
 
 
 def test_batch_study():
-    import numpy as np
-    from ase.build import bulk
-    from ase.calculators.lj import LennardJones
-    from ase.calculators.singlepoint import SinglePointCalculator
 
     from helpers.descriptors import ACSFSettings
     from helpers.training import dataset_from_frames, evaluate
 
     torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
-    frames = []
-    for _ in range(13):
-        atoms = bulk("Si", "diamond", a=5.43 * (1 + 0.02 * rng.standard_normal()), cubic=True)
-        atoms.rattle(0.1, seed=int(rng.integers(1 << 30)))
-        atoms.calc = LennardJones(sigma=2.1, epsilon=0.2, rc=4.5, smooth=True)
-        e, f = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
-        frames.append(atoms)
+    frames = lennard_jones_frames(13, seed=0)
     settings = ACSFSettings(species=("Si",), r_cut=4.5, g2_params=((0.5, 2.3), (1.0, 3.8)))
     ds = dataset_from_frames(frames, settings, with_forces=True, progress=False)
     train_set, val_set, test_set = ds.subset(range(10)), ds.subset(range(10, 11)), ds.subset(range(11, 13))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
+from conftest import lennard_jones_frames
 
 from helpers.descriptors import ACSFSettings
 from helpers.exercises import nb05
@@ -66,20 +67,10 @@ def test_extrapolation_onset(small_model) -> None:
 
 
 def test_force_weight_study() -> None:
-    from ase.calculators.lj import LennardJones
-    from ase.calculators.singlepoint import SinglePointCalculator
 
     from helpers.training import evaluate
 
-    rng = np.random.default_rng(1)
-    frames = []
-    for _ in range(12):
-        atoms = bulk("Si", "diamond", a=5.43 * (1 + 0.02 * rng.standard_normal()), cubic=True)
-        atoms.rattle(0.1, seed=int(rng.integers(1 << 30)))
-        atoms.calc = LennardJones(sigma=2.1, epsilon=0.2, rc=4.5, smooth=True)
-        e, f = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
-        frames.append(atoms)
+    frames = lennard_jones_frames(12, seed=1)
     settings = ACSFSettings(species=("Si",), r_cut=4.5, g2_params=((0.5, 2.3), (1.0, 3.8)))
     ds = dataset_from_frames(frames, settings, with_forces=True, progress=False)
     train_set, val_set, test_set = ds.subset(range(8)), ds.subset(range(8, 10)), ds.subset(range(10, 12))
