@@ -437,10 +437,15 @@ def status(plan: tuple[Trajectory64, ...]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------------------------
 #: Committee MD of every round: (config_type, temperature K, density g/cm³), inside the issue's target ranges and
 #: different from every test trajectory's conditions.
-AL_CONDITIONS: tuple[tuple[str, float, float], ...] = (
+#: A temperature pair (start, end) is a melt–quench: the committee quenches its own liquid linearly over the run (the
+#: Tersoff-quenched amorphous seeds are 4.3–4.7-fold, real a-Si is nearly 4-fold), and only snapshots below
+#: QUENCH_PICK_BELOW_K may be picked.
+AL_CONDITIONS: tuple[tuple[str, float | tuple[float, float], float], ...] = (
     ("liquid", 1900.0, 2.58), ("liquid", 2400.0, 2.54), ("amorphous", 600.0, 2.30),
     ("crystal64", 1000.0, CRYSTAL_DENSITY), ("vacancy", 800.0, CRYSTAL_DENSITY),
+    ("amorphous", (2000.0, 500.0), 2.30),
 )
+QUENCH_PICK_BELOW_K = 1100.0
 ROUNDS_FILE = "rounds.json"
 
 
@@ -487,10 +492,12 @@ def train_round_committee(train_frames: list, val_frames: list, epochs: int | No
     return model, settings
 
 
-def committee_md(model, start, temperature_k: float, steps: int, every: int, seed: int) -> list:
+def committee_md(model, start, temperature_k: float | tuple[float, float], steps: int, every: int, seed: int) -> list:
     """Langevin MD (1 fs) driven by the committee mean; snapshots every ``every`` steps carry the committee spread
-    (``info['spread_mev_per_atom']``). Stops early when the spread exceeds 500 meV/atom or two atoms come closer than
-    1.7 Å: the model has left what it knows, and the frames before that point are the informative ones."""
+    (``info['spread_mev_per_atom']``) and the thermostat's target (``info['target_temperature_k']``). A pair
+    ``(start, end)`` ramps the target linearly (melt–quench). Stops early when the spread exceeds 500 meV/atom or two
+    atoms come closer than 1.7 Å: the model has left what it knows, and the frames before that point are the
+    informative ones."""
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
@@ -500,15 +507,19 @@ def committee_md(model, start, temperature_k: float, steps: int, every: int, see
     atoms = start.copy()
     atoms.calc = HDNNPCalculator(model, extrapolation="ignore")
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_k, rng=rng)
-    dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=temperature_k, friction=0.02 / units.fs, rng=rng)
-    snaps = []
-    for _ in range(steps // every):
+    t_start, t_end = temperature_k if isinstance(temperature_k, tuple) else (temperature_k, temperature_k)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=t_start, rng=rng)
+    dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=t_start, friction=0.02 / units.fs, rng=rng)
+    snaps, n_chunks = [], steps // every
+    for c in range(n_chunks):
+        target = t_start + (t_end - t_start) * (c + 1) / n_chunks
+        dyn.set_temperature(temperature_K=target)
         dyn.run(every)
         spread = 1000 * atoms.calc.results["energy_std"] / len(atoms)
         snap = atoms.copy()
         snap.calc = None
-        snap.info = {"spread_mev_per_atom": float(spread), "md_temperature_k": float(atoms.get_temperature())}
+        snap.info = {"spread_mev_per_atom": float(spread), "md_temperature_k": float(atoms.get_temperature()),
+                     "target_temperature_k": float(target)}
         d = atoms.get_all_distances(mic=True) + 10 * np.eye(len(atoms))
         if spread > 500 or d.min() < 1.7:
             break
@@ -552,18 +563,24 @@ def run_round(n: int, picks_per_condition: int, md_ps: float, epochs: int | None
                                                                          [v3[i] for i in split["test"]]),
                               "md": []}
     for c, (ctype, temperature, density) in enumerate(AL_CONDITIONS):
-        start = _start_structure(ctype, density, new)
+        quench = isinstance(temperature, tuple)
+        start = _start_structure("liquid" if quench else ctype, density, new)
         snaps = committee_md(model, start, temperature, round(md_ps * 1000), 50, seed=1000 * n + c)
         spread = np.array([s.info["spread_mev_per_atom"] for s in snaps])
+        pool = [i for i, s in enumerate(snaps) if not quench or s.info["target_temperature_k"] <= QUENCH_PICK_BELOW_K]
         picked = []
-        if snaps:  # largest spread first, skipping near-copies in descriptor space (frame-mean ACSF)
-            features = np.array([g.mean(axis=0) for g in compute_acsf(snaps, settings)])
-            picked = [int(i) for i in select_by_spread(spread, min(picks_per_condition, len(snaps)),
-                                                       features=features)]
-        traj = Trajectory64(1100 + 10 * n + c, ctype, f"round{n}", seed=1000 * n + c, temperature_k=temperature,
+        if pool:  # largest spread first, skipping near-copies in descriptor space (frame-mean ACSF)
+            features = np.array([g.mean(axis=0) for g in compute_acsf([snaps[i] for i in pool], settings)])
+            picked = [pool[int(i)] for i in select_by_spread(spread[pool], min(picks_per_condition, len(pool)),
+                                                             features=features)]
+        traj = Trajectory64(1100 + 10 * n + c, ctype, f"round{n}", seed=1000 * n + c,
+                            temperature_k=temperature[1] if quench else temperature,
                             density_g_cm3=density, n_frames=len(picked), interval_fs=50.0)
         _write_picks(traj, [snaps[i] for i in picked])
-        record["md"].append({"trajectory": traj.trajectory, "config_type": ctype, "temperature_k": temperature,
+        record["md"].append({"trajectory": traj.trajectory, "config_type": ctype,
+                             "temperature_k": list(temperature) if quench else temperature,
+                             "protocol": "melt-quench (linear ramp)" if quench else "constant temperature",
+                             "final_coordination_3a": coordination(snaps[-1]) if snaps else None,
                              "density_g_cm3": density, "n_snapshots": len(snaps),
                              "stopped_early": len(snaps) < round(md_ps * 1000) // 50,
                              "spread_mev_per_atom": {"mean": float(spread.mean()) if len(spread) else None,
@@ -577,14 +594,20 @@ def run_round(n: int, picks_per_condition: int, md_ps: float, epochs: int | None
 
 
 def _start_structure(ctype: str, density: float, labelled: list):
-    """Where committee MD starts: the newest labelled frame of this type, else the round-0 candidate of it."""
+    """Where committee MD starts: the newest labelled frame of this type, else the round-0 candidate of it, scaled to
+    ``density`` (g/cm³) if it is more than 1 % off."""
     from ase.io import read
 
     mine = [a for a in labelled if a.info.get("config_type") == ctype]
     if mine:
-        return mine[-1]
-    seed_traj = next(t for t in PLAN if t.split == "round0" and t.config_type == ctype)
-    return read(candidate_path(seed_traj), index=0)
+        atoms = mine[-1].copy()
+    else:
+        seed_traj = next(t for t in PLAN if t.split == "round0" and t.config_type == ctype)
+        atoms = read(candidate_path(seed_traj), index=0)
+    now = len(atoms) * SI_MASS_G / atoms.get_volume() * 1e24
+    if abs(now / density - 1) > 0.01:  # e.g. a liquid (2.58 g/cm³) that is to be quenched at 2.30
+        atoms.set_cell(atoms.cell * (now / density) ** (1 / 3), scale_atoms=True)
+    return atoms
 
 
 def _write_picks(traj: Trajectory64, frames: list) -> None:
