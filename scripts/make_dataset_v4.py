@@ -244,7 +244,7 @@ def run_sampling(plan: tuple[Trajectory64, ...]) -> None:
         t0 = time.perf_counter()
         frames = sample_trajectory(traj)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.extxyz")
+        tmp = path.with_name(path.name + ".tmp")  # not *.extxyz: the labeller globs for those
         write(tmp, frames, format="extxyz")
         os.replace(tmp, path)
         coord = np.mean([f.info["coordination_3a"] for f in frames])
@@ -620,7 +620,7 @@ def _write_picks(traj: Trajectory64, frames: list) -> None:
                        "density_g_cm3": float(len(f) * SI_MASS_G / f.get_volume() * 1e24)})
     if frames:
         path = candidate_path(traj)
-        tmp = path.with_suffix(".tmp.extxyz")
+        tmp = path.with_name(path.name + ".tmp")  # not *.extxyz: the labeller globs for those
         write(tmp, frames, format="extxyz")
         os.replace(tmp, path)
 
