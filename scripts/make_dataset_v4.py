@@ -15,6 +15,10 @@ Stages:
               round picks. ``--watch`` keeps waiting for candidates that ``sample`` (or an active-learning round) is
               still writing. Two workers, each single-threaded; Ctrl-C or a kill loses only the frames in flight.
 * ``status``  progress: labelled / planned frames per split and config_type, DFT time so far.
+* ``round``   one active-learning round (``--round N``): train the committee on everything labelled, committee MD at
+              ``AL_CONDITIONS``, write the picks as candidates for ``label``; recorded in ``data/v4/rounds.json``.
+* ``finalize`` the 8-atom frames of ``--out`` (data/) plus every labelled 64-atom frame → ``--out`` as dataset
+              version 4 (``scripts/finalize_v4.py``; needs ``--force``); then ``scripts/render_data_readme.py``.
 
 Both the candidates and the labels are committed, so the next session continues where this one stopped::
 
@@ -468,9 +472,11 @@ def labelled_frames(splits: set[str], shift: float) -> list:
         if r["info"].get("split") not in splits:
             continue
         a = Atoms(numbers=r["numbers"], positions=r["positions"], cell=r["cell"], pbc=r["pbc"])
-        a.info.update(r["info"] | {"energy_shift_ev_per_atom": shift, "dft_kpts": r["kpts"]})
-        a.calc = SinglePointCalculator(a, energy=r["energy_ev"] + shift * len(a),
-                                       forces=np.array(r["forces_ev_per_a"]), stress=np.array(r["stress_ev_per_a3"]))
+        a.info.update(r["info"] | {"energy_shift_ev_per_atom": shift, "dft_kpts": r["kpts"],
+                                   "dft_wall_time_s": round(float(r["wall_time_s"]), 2)})
+        energy = r["energy_ev"] + shift * len(a)  # the force-consistent free energy (forces = −dE/dR)
+        a.calc = SinglePointCalculator(a, energy=energy, free_energy=energy, forces=np.array(r["forces_ev_per_a"]),
+                                       stress=np.array(r["stress_ev_per_a3"]))
         frames.append(a)
     return frames
 
@@ -627,7 +633,7 @@ def _write_picks(traj: Trajectory64, frames: list) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("stage", choices=("plan", "sample", "label", "status", "round"))
+    p.add_argument("stage", choices=("plan", "sample", "label", "status", "round", "finalize"))
     p.add_argument("--round", type=int, default=1, help="round: which active-learning round to run (>= 1)")
     p.add_argument("--picks", type=int, default=3, help="round: frames picked per MD condition (default 3)")
     p.add_argument("--md-ps", type=float, default=5.0, help="round: committee MD length per condition in ps")
@@ -637,6 +643,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--calculator", choices=("gpaw", "tersoff"), default="gpaw",
                    help="label: GPAW (the dataset) or Tersoff (a DFT-free trial of the pipeline; use another --dir)")
     p.add_argument("--dir", default=None, help="work folder (default data/v4)")
+    p.add_argument("--out", default=str(REPO / "data"), help="finalize: the dataset folder to extend (default data/)")
+    p.add_argument("--force", action="store_true", help="finalize: rewrite the dataset files in --out")
     args = p.parse_args(argv)
     if args.dir is not None:
         set_root(args.dir)
@@ -656,6 +664,12 @@ def main(argv: list[str] | None = None) -> None:
     elif args.stage == "round":
         record = run_round(args.round, args.picks, args.md_ps, args.epochs)
         print(json.dumps(record, indent=1))
+    elif args.stage == "finalize":
+        import finalize_v4
+
+        m = finalize_v4.finalize(sys.modules[__name__], args.out, force=args.force)
+        print(f"wrote {m['n_frames']} frames to {args.out}: {m['sampling']['counts_by_config_type']}; now run "
+              "python scripts/render_data_readme.py")
     else:
         print(json.dumps(status(PLAN), indent=1))
 

@@ -65,9 +65,83 @@ well it learned that surface, and its closeness to converged PBE is limited by t
     return text
 
 
+def v4_section(m: dict) -> str:
+    """The 64-atom part of dataset version ≥ 4 (manifest ``v4``) as Markdown; empty for earlier versions."""
+    v = m.get("v4")
+    if not v:
+        return ""
+    d, types = v["dft"], v["by_config_type"]
+    k = "×".join(map(str, d["kpts"]))
+
+    def rng(s: dict, f: str = ".2f") -> str:
+        return f"{s['mean']:{f}} ({s['min']:{f}}–{s['max']:{f}})" if s else "—"
+
+    rows = "\n".join(
+        f"| `{t}` | {r['frames']} | {r['train_frames']} / {r['validation_frames']} / {r['test_frames']} | "
+        f"{len(r['trajectories'])} | {rng(r['coordination_3a'])} | {rng(r['density_g_cm3'], '.3f')} | "
+        f"{rng(r['energy_above_crystal_mev_per_atom'], '.0f')} |" for t, r in types.items())
+    check = "\n".join(
+        f"| `{t}` | {c['frames']} | {c['relative_energy_error_mean_mev_per_atom']:+.1f} | "
+        f"{c['relative_energy_error_max_abs_mev_per_atom']:.1f} | {c['force_rms_error_max_mev_per_a']:.0f} |"
+        for t, c in v["kmesh_check"]["by_config_type"].items())
+    rounds = v["active_learning"]["rounds"]
+    al_rows = "\n".join(
+        f"| {r['round']} | {' / '.join(str(x) for x in r['n_train_frames'].values())} | "
+        f"{sum(len(md['picked_spreads_mev_per_atom']) for md in r['md'])} | "
+        + ", ".join(f"{t} {e['energy_rmse_mev_per_atom']:.1f} / {e['force_rmse_mev_per_a']:.0f}"
+                    for t, e in r["test_errors_64_atom"].items()) + " |" for r in rounds)
+    al_table = ("| round | training frames (8 / 64 atoms) | frames picked | test errors before the picks, per type: "
+                "energy (meV/atom) / forces (meV/Å) |\n|---|---|---|---|\n" + al_rows) if rounds else \
+        "No active-learning round is recorded yet."
+    def temperature(t: float | list) -> str:
+        return (f"{t[0]:.0f} → {t[1]:.0f} K quench" if isinstance(t, list) else f"{t:.0f} K")
+
+    conditions = "; ".join(f"{c['config_type']} {temperature(c['temperature_k'])} at {c['density_g_cm3']:.2f} g/cm³"
+                           for c in v["active_learning"]["conditions"])
+    w = v["wall_time_s"]
+    return f"""
+## 64-atom cells (since version 4)
+{v['n_frames']} frames of {v['description']}, labelled with the settings above except the k-mesh: {k} Monkhorst–Pack
+without Γ ({d['n_kpoints_irreducible']} irreducible k-points). Their energies are put on the 8-atom frames' zero through
+the perfect crystals (shift {1000 * v['energy_zero']['shift_ev_per_atom']:+.2f} meV/atom, `energy_shift_ev_per_atom`).
+
+| `config_type` | frames | train / validation / test | trajectories | coordination ≤ 3.0 Å, mean (range) | density g/cm³ | energy above the crystal (meV/atom) |
+|---|---|---|---|---|---|---|
+{rows}
+
+Test frames come from fixed trajectories the active-learning loop never saw; the round-0 trajectories
+{', '.join(map(str, v['validation_trajectories']))} are the validation frames; the rest is training data.
+
+**k-mesh check** ({k} against 3×3×3, energies relative to the perfect crystal at each mesh; target
+{v['kmesh_check']['target']}) — the label noise of the 64-atom frames:
+
+| `config_type` | frames | relative energy error, mean (meV/atom) | largest (meV/atom) | force error RMS, largest (meV/Å) |
+|---|---|---|---|---|
+{check}
+
+**Active learning** (`data/v4/rounds.json`): each round trains the CLI-default committee on everything labelled, runs
+committee MD ({conditions}) and labels the snapshots with the largest spread.
+
+{al_table}
+
+DFT time of the 64-atom frames: {w['labelling_sum_over_frames'] / 3600:.1f} CPU-hours ({w['per_frame_median'] / 60:.0f} min median per
+frame on one core), the k-mesh check and the reference crystals {w['kmesh_check_and_references'] / 3600:.1f} CPU-hours.
+Regenerate: `scripts/make_dataset_v4.py` (`label`, `round`, then `finalize --force`; `data/v4/README.md`).
+"""
+
+
 def render(m: dict, noise: dict | None = None) -> str:
     """The README text for manifest ``m``."""
     c = m["sampling"]["counts_by_config_type"]
+    v4 = m.get("v4")
+    n8 = m["n_frames"] - (v4["n_frames"] if v4 else 0)
+    hot = "hot_crystal8" if "hot_crystal8" in c else "disordered"
+    coord = m["statistics"].get("coordination_3a_mean_by_config_type", {})
+    hot_text = (f" (called `disordered` up to version 3: they are hot, distorted crystals — mean coordination "
+                f"{coord.get(hot, float('nan')):.2f} within 3.0 Å — not a liquid; the 64-atom `liquid` frames below "
+                "are)" if hot != "disordered" else "")
+    cells_text = (f"{n8} periodic 8-atom Si cells and {v4['n_frames']} 64-atom cells (63 atoms with a vacancy)" if v4
+                  else f"{m['n_frames']} periodic 8-atom Si cells")
     st = m["statistics"]
     w = m["wall_time_s"]
     conv = m["convergence"]
@@ -89,7 +163,8 @@ def render(m: dict, noise: dict | None = None) -> str:
                          "\ndefault `--kpts-for disordered=6` and imported the rest)" if m.get("dataset_version", 0) >= 3
                          else "")
     mesh_note = ""
-    by_type = m["dft"].get("kpts_by_config_type") or {}
+    by_type = {t: k for t, k in (m["dft"].get("kpts_by_config_type") or {}).items()
+               if t not in (v4 or {}).get("by_config_type", {})}  # the 8-atom exceptions (64-atom cells: below)
     mesh_tags = ", `dft_kpts`, `energy_shift_ev_per_atom`" if by_type else ""
     if by_type:
         zero = m["dft"]["energy_zero"]
@@ -128,14 +203,14 @@ def render(m: dict, noise: dict | None = None) -> str:
     verdict = textwrap.fill("Targets were 2 meV/atom and 30 meV/Å. " + verdict, width=118, break_on_hyphens=False)
     text = f"""# Reference data: silicon, DFT (GPAW, PBE)
 
-Everything the tutorial trains on was computed by this project with `scripts/make_dataset.py`; `manifest.json`
+Everything the tutorial trains on was computed by this project with `scripts/make_dataset.py`{' and `scripts/make_dataset_v4.py`' if v4 else ''}; `manifest.json`
 holds the complete record (settings, versions, sampling plan and seed, timings, convergence check, split, checksums).
 
 | file | what it holds | units |
 |---|---|---|
-| `si_dft.extxyz` | {m['n_frames']} periodic 8-atom Si cells: positions, cell, energy, forces, stress, and tags in each frame's `info` (`config_type`, `trajectory`, `temperature_k`, `volume_strain`, `shear_strain`, `frame_in_trajectory`, `dft_wall_time_s`{mesh_tags}) | Å, eV, eV/Å, eV/Å³ |
-| `desc.npy` | float32 `({m['n_frames']}, 8, 33)`: ACSF of every atom (the lecture's tuned preset, below), frame order as in the extxyz | dimensionless |
-| `label.npy` | float32 `({m['n_frames']},)`: total energy per atom | eV/atom |
+| `si_dft.extxyz` | {cells_text}: positions, cell, energy, forces, stress, and tags in each frame's `info` (`config_type`, `trajectory`, `temperature_k`, `volume_strain`, `shear_strain`, `frame_in_trajectory`, `dft_wall_time_s`{mesh_tags}) | Å, eV, eV/Å, eV/Å³ |
+| `desc.npy` | float32 `({n8}, 8, 33)`: ACSF of every atom (the lecture's tuned preset, below), frame order as in the extxyz{' (the 8-atom frames, which come first; one atom count per array)' if v4 else ''} | dimensionless |
+| `label.npy` | float32 `({n8},)`: total energy per atom | eV/atom |
 | `manifest.json` | provenance, settings, units, split, sha256 of the three files above | — |
 
 Read them with `helpers.data.load_dataset()`, `load_lecture_arrays()` and `load_split()`; they verify the sha256
@@ -153,7 +228,7 @@ the first {m['n_frames']} are labelled and shipped.
 | `config_type` | what | frames |
 |---|---|---|
 | `md` | Langevin MD at 300, 600, 900, 1200, 1500 K in the equilibrium cell, 5 frames 40 fs apart per trajectory | {c.get('md', 0)} |
-| `disordered` | hot (2500–4000 K) liquid-like snapshots at −5 … +10 % volume | {c.get('disordered', 0)} |
+| `{hot}` | hot (2500–4000 K) {'Tersoff MD snapshots (200 fs from the crystal)' if v4 else 'liquid-like snapshots'} at −5 … +10 % volume{hot_text} | {c.get(hot, 0)} |
 | `strain_volume` | cells strained by −10 … +10 % in volume, with 300–900 K thermal displacements | {c.get('strain_volume', 0)} |
 | `strain_shear` | random shear (±6 %) and normal (±3 %) strain, with 300–900 K thermal displacements | {c.get('strain_shear', 0)} |
 | `eos` | perfect crystal at −10 … +10 % volume (an energy–volume scan) | {c.get('eos', 0)} |
@@ -179,11 +254,11 @@ frame's own k-mesh) and at {conv['dense']['ecut_ev']:g} eV with a denser mesh, a
 {chr(10).join(rows)}
 
 {verdict}
-{noise}
+{noise}{v4_section(m)}
 ## Split
-Train / validation / test = {split['train']} / {split['validation']} / {split['test']} frames (≈ 80 / 10 / 10 %), stratified by `config_type` and
+Train / validation / test = {split['train']} / {split['validation']} / {split['test']} frames{' (the 8-atom frames ≈ 80 / 10 / 10 %' if v4 else ' (≈ 80 / 10 / 10 %'}), stratified by `config_type` and
 grouped by trajectory: a random split of MD frames would put near-copies of test frames into training and flatter
-the test error.
+the test error.{' The 64-atom frames are split by trajectory as their section says.' if v4 else ''}
 
 ## Descriptor preset (`desc.npy`)
 dscribe ACSF, r_cut = 6.0 Å; G1; G2 with η ∈ {{0.1, 0.5}} Å⁻² × R_s ∈ {{2.2, 2.4, 2.6, 3.0, 3.4, 3.6, 4.0, 4.4}} Å

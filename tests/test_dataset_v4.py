@@ -112,3 +112,61 @@ def test_tersoff_labelling_resumes_and_one_round_runs(v4, tmp_path, monkeypatch)
     # the picks are now labelling jobs, and the record is on disk
     assert {p.stem for p in picks} <= {j.out.rsplit("_f", 1)[0] for j in v4.planned_jobs(plan)}
     assert json.loads((tmp_path / "rounds.json").read_text())[0]["round"] == 1
+
+
+def test_finalize_keeps_the_8_atom_part_and_adds_the_64_atom_frames(v4, tmp_path):
+    """finalize (DFT-free: Tersoff labels): 8-atom frames, their split and the lecture arrays unchanged, the hot
+    8-atom cells renamed, 64-atom frames split by trajectory, checksums valid, a re-run gives the same file, and the
+    README renders the 64-atom section from the manifest."""
+    import shutil
+
+    from conftest import load_script
+
+    from helpers.data import load_dataset, load_lecture_arrays, load_manifest, load_split, sha256_file
+
+    fin = load_script("finalize_v4")
+    readme = load_script("render_data_readme")
+    plan = tuple(t for t in v4.PLAN if t.split in ("test", "round0"))
+    _fake_candidates(v4, tmp_path / "v4", plan)
+    for job in v4.planned_jobs(plan):
+        v4.run_job(job, "tersoff")
+    out = tmp_path / "data"
+    out.mkdir()
+    for name in fin.OUTPUT_FILES:
+        shutil.copy2(REPO / "data" / name, out / name)
+    with pytest.raises(SystemExit, match="--force"):
+        fin.finalize(v4, out)
+    m = fin.finalize(v4, out, force=True)
+    first = sha256_file(out / "si_dft.extxyz")
+    assert fin.finalize(v4, out, force=True)["n_frames"] == m["n_frames"]  # from its own output: same file
+    assert sha256_file(out / "si_dft.extxyz") == first
+
+    old, new = load_dataset(REPO / "data"), load_dataset(out)
+    n8, n64 = len(old), sum(t.n_frames for t in plan)
+    assert len(new) == m["n_frames"] == n8 + n64 and m["dataset_version"] == 4
+    for a, b in zip(old, new[:n8]):
+        assert np.array_equal(a.positions, b.positions) and a.get_potential_energy() == b.get_potential_energy()
+        assert b.info["config_type"] == fin.RENAMED_V3_TYPES.get(a.info["config_type"], a.info["config_type"])
+    assert "disordered" not in m["sampling"]["counts_by_config_type"] and m["sampling"]["counts_by_config_type"][
+        "hot_crystal8"] == sum(a.info["config_type"] == "disordered" for a in old)
+    assert {len(a) for a in new[n8:]} == {63, 64}
+    for name in ("desc.npy", "label.npy"):
+        assert sha256_file(out / name) == sha256_file(REPO / "data" / name)
+    assert load_lecture_arrays(out)[0].shape[0] == n8
+
+    split, split_old = load_split(out), load_split(REPO / "data")
+    assert sorted(np.concatenate(list(split.values()))) == list(range(len(new)))
+    for k in split:
+        assert np.array_equal(split[k][split[k] < n8], split_old[k])
+        traj = {int(new[i].info["trajectory"]) for i in split[k] if i >= n8}
+        want = {"test": {t.trajectory for t in plan if t.split == "test"},
+                "validation": set(fin.VALIDATION_TRAJECTORIES)}.get(k)
+        assert traj == want if want is not None else not traj & ({t.trajectory for t in plan if t.split == "test"}
+                                                                   | set(fin.VALIDATION_TRAJECTORIES))
+    record = load_manifest(out)["v4"]
+    assert set(record["by_config_type"]) == set(fin.V4_TYPES)
+    assert record["by_config_type"]["crystal64"]["coordination_3a"]["mean"] == pytest.approx(4.0)
+    assert m["dft"]["kpts_by_config_type"]["liquid"] == [2, 2, 2]
+    text = readme.render(load_manifest(out))
+    assert "## 64-atom cells (since version 4)" in text and "`hot_crystal8`" in text
+    assert f"{n8} periodic 8-atom Si cells and {n64} 64-atom cells" in text
