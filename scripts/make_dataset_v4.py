@@ -561,6 +561,7 @@ def run_round(n: int, picks_per_condition: int, md_ps: float, epochs: int | None
     new = labelled_frames({f"round{k}" for k in range(n)}, shift)
     train = [v3[i] for i in split["train"]] + new
     model, settings = train_round_committee(train, [v3[i] for i in split["validation"]], epochs, seed=100 + n)
+    _save_round_model(model, n)
     record: dict[str, Any] = {"round": n, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "n_train_frames": {"8-atom (v3)": len(split["train"]), "64-atom (v4)": len(new)},
                               "test_errors_64_atom": fixed_test_errors(model, settings,
@@ -597,6 +598,15 @@ def run_round(n: int, picks_per_condition: int, md_ps: float, epochs: int | None
     rounds = json.loads(rounds_path.read_text()) if rounds_path.exists() else []
     write_text_atomic(rounds_path, json.dumps([r for r in rounds if r["round"] != n] + [record], indent=1))
     return record
+
+
+def _save_round_model(model, n: int) -> None:
+    """Keep the committee of round n (build/v4_rounds/round<n>.pt, not committed: rebuilt by re-running the round)."""
+    from helpers.model import save_model
+
+    path = (REPO / "build" / "v4_rounds" if V4_DIR == REPO / "data" / "v4" else V4_DIR / "models") / f"round{n}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, path, overwrite=True, metadata={"v4_round": n})
 
 
 def _start_structure(ctype: str, density: float, labelled: list):
