@@ -25,6 +25,10 @@ Relabel the shipped frames after a settings change, adding none (how dataset ver
     OMP_NUM_THREADS=1 python scripts/make_dataset.py converge --force --workers 2
     python scripts/make_dataset.py finalize --force && python scripts/render_data_readme.py
 
+Dataset version 4 (the 64-atom crystal64, vacancy, liquid and amorphous cells, chosen by active learning) is built
+on top of these frames by ``scripts/make_dataset_v4.py``; ``make_dataset.py v4 STAGE ...`` runs it with the same
+arguments (e.g. ``make_dataset.py v4 label --workers 2 --watch``, ``make_dataset.py v4 finalize --force``).
+
 A fast, DFT-free variant for tests and development (Tersoff labels, clearly marked in the manifest)::
 
     python scripts/make_dataset.py all --calculator tersoff --n-frames 60 --out /tmp/si_tersoff
@@ -799,6 +803,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["v4"]:  # dataset version 4: the 64-atom part (scripts/make_dataset_v4.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import make_dataset_v4
+
+        return make_dataset_v4.main(argv[1:])
     args = parse_args(argv)
     wall_start = time.time()
     os.environ["OMP_NUM_THREADS"] = "1"

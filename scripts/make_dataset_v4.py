@@ -515,7 +515,10 @@ def committee_md(model, start, temperature_k: float | tuple[float, float], steps
     rng = np.random.default_rng(seed)
     t_start, t_end = temperature_k if isinstance(temperature_k, tuple) else (temperature_k, temperature_k)
     MaxwellBoltzmannDistribution(atoms, temperature_K=t_start, rng=rng)
-    dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=t_start, friction=0.02 / units.fs, rng=rng)
+    from ase.constraints import FixCom
+
+    atoms.set_constraint(FixCom())  # ASE ≥ 3.28: fixcm=True in Langevin does not sample NVT exactly
+    dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=t_start, friction=0.02 / units.fs, fixcm=False, rng=rng)
     snaps, n_chunks = [], steps // every
     for c in range(n_chunks):
         target = t_start + (t_end - t_start) * (c + 1) / n_chunks
@@ -524,6 +527,7 @@ def committee_md(model, start, temperature_k: float | tuple[float, float], steps
         spread = 1000 * atoms.calc.results["energy_std"] / len(atoms)
         snap = atoms.copy()
         snap.calc = None
+        snap.set_constraint()
         snap.info = {"spread_mev_per_atom": float(spread), "md_temperature_k": float(atoms.get_temperature()),
                      "target_temperature_k": float(target)}
         d = atoms.get_all_distances(mic=True) + 10 * np.eye(len(atoms))
