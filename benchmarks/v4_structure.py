@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> dict:
     out: dict = {"model": str(args.model), "reference": str(args.reference), "load_before": os.getloadavg()}
     steps = lambda ps: int(round(1000 * ps))  # noqa: E731  (1 fs steps)
     if args.only in (None, "liquid"):
-        stages = [Stage(3000.0, 3000.0, steps(args.melt_ps), "melt"), Stage(1800.0, 1800.0, steps(args.equilibrate_ps), "equilibrate"),
+        stages = [Stage(3000.0, 3000.0, steps(args.melt_ps), "melt"),
+                  Stage(1800.0, 1800.0, steps(args.equilibrate_ps), "equilibrate"),
                   Stage(1800.0, 1800.0, steps(args.liquid_ps), "production")]
         t0 = time.perf_counter()
         res = run_programme(_cell(2.57), calc, stages, snapshot_every=50, seed=args.seed)
