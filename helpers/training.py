@@ -88,7 +88,31 @@ class SparseJacobian:
                               [c.to(device) for c in self.centre], [a.to(device) for a in self.atom])
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for part in (self.values, self.centre, self.atom) for t in part)
+        dense = sum(t.numel() * t.element_size() for t in self._dense[0].values()) if getattr(self, "_dense", None) \
+            else 0  # the dense copies of complete frames, once built
+        return dense + sum(t.numel() * t.element_size() for part in (self.values, self.centre, self.atom) for t in part)
+
+    def dense_stacks(self) -> tuple[dict[int, torch.Tensor], list[tuple[int, int] | None]]:
+        """The *complete* frames — every pair of atoms within r_cut, as in small cells — as dense Jacobians stacked
+        per atom count, ``{n: (k, n·F, n·3)}``, and per frame its ``(n, slot)`` (None for the others). For such a
+        frame the dense layout holds the same numbers and one batched matrix product gives its forces, much faster
+        than per-pair gathers; built once, on first use (a copy of the complete frames' blocks only)."""
+        if getattr(self, "_dense", None) is None or self._dense[2] != len(self.values):
+            groups: dict[int, list[torch.Tensor]] = {}
+            where: list[tuple[int, int] | None] = []
+            for values, centre, atom in zip(self.values, self.centre, self.atom):
+                n = int(centre.max()) + 1 if len(centre) else 0
+                full = n > 0 and len(centre) == n * n and bool(
+                    (centre == torch.arange(n, device=centre.device).repeat_interleave(n)).all()
+                    and (atom == torch.arange(n, device=atom.device).repeat(n)).all())
+                if not full:
+                    where.append(None)
+                    continue
+                block = values.reshape(n, n, -1, 3).permute(0, 2, 1, 3).reshape(n * values.shape[1], n * 3)
+                where.append((n, len(groups.setdefault(n, []))))
+                groups[n].append(block)
+            self._dense = ({n: torch.stack(b) for n, b in groups.items()}, where, len(self.values))
+        return self._dense[0], self._dense[1]
 
     def batch(self, frame_ids: Sequence[int], local_offset: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -604,10 +628,27 @@ def _forces_from_jacobian(
 ) -> torch.Tensor:
     """F_a = −Σ_{i,f} ∂E/∂G_{i,f} · ∂G_{i,f}/∂R_a for every atom of the batch, summed over the stored pairs (i, a)."""
     assert ds.jacobian is not None
-    values, centre, atom = ds.jacobian.batch(frame_ids.tolist(), local_offset)
-    per_pair = torch.einsum("pf,pfc->pc", de_dg.index_select(0, centre), values.to(de_dg.dtype))
+    stacks, where = ds.jacobian.dense_stacks()
+    ids = frame_ids.tolist()
     forces = torch.zeros((de_dg.shape[0], 3), dtype=de_dg.dtype, device=de_dg.device)
-    return forces.index_add(0, atom, per_pair, alpha=-1.0)
+    by_size: dict[int, list[int]] = {}
+    rest = []
+    for b, k in enumerate(ids):
+        if where[k] is None:
+            rest.append(b)
+        else:
+            by_size.setdefault(where[k][0], []).append(b)
+    for n, batch_pos in by_size.items():  # complete frames: one batched matrix product per atom count
+        slots = torch.tensor([where[ids[b]][1] for b in batch_pos], device=de_dg.device)
+        rows = (local_offset[batch_pos][:, None] + torch.arange(n, device=de_dg.device)).reshape(-1)
+        w = de_dg.index_select(0, rows).reshape(len(batch_pos), 1, -1)
+        f = torch.bmm(w, stacks[n].index_select(0, slots).to(de_dg.dtype)).reshape(-1, 3)
+        forces = forces.index_add(0, rows, f, alpha=-1.0)
+    if rest:  # the others: per pair of atoms within r_cut
+        values, centre, atom = ds.jacobian.batch([ids[b] for b in rest], local_offset[rest])
+        per_pair = torch.einsum("pf,pfc->pc", de_dg.index_select(0, centre), values.to(de_dg.dtype))
+        forces = forces.index_add(0, atom, per_pair, alpha=-1.0)
+    return forces
 
 
 @torch.no_grad()

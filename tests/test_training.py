@@ -389,3 +389,22 @@ def test_committee_errors_are_clear(dataset):
         train(HDNNP.from_members([fitted, fitted]), train_set, None, TrainConfig(epochs=1), progress=False)
     with pytest.raises(ValueError, match="n_members"):
         HDNNP(["Si"], 4, n_members=0)
+
+
+def test_complete_frames_take_the_dense_path_with_the_same_forces(monkeypatch):
+    """Small cells, where every pair of atoms is within r_cut, get their forces by one batched matrix product per
+    atom count; a larger cell in the same batch stays per pair; both give the forces of the per-pair path."""
+    from helpers.training import SparseJacobian, _atoms_of_frames, _forces_from_jacobian
+
+    frames = _frames(4, seed=5) + [bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)]
+    frames[-1].rattle(0.05, seed=1)
+    frames[-1].calc = SinglePointCalculator(frames[-1], energy=-340.0, forces=np.zeros((64, 3)))
+    ds = dataset_from_frames(frames, SMALL_ACSF, with_forces=True, progress=False, dtype=torch.float64)
+    stacks, where = ds.jacobian.dense_stacks()
+    assert [w is not None for w in where] == [True] * 4 + [False] and set(stacks) == {8}
+    ids = torch.tensor([4, 2, 0, 3])
+    _, _, offset = _atoms_of_frames(ds, ids)
+    de_dg = torch.randn(int(ds.n_atoms[ids].sum()), SMALL_ACSF.n_features, dtype=torch.float64)
+    fast = _forces_from_jacobian(ds, ids, offset, de_dg)
+    monkeypatch.setattr(SparseJacobian, "dense_stacks", lambda self: ({}, [None] * len(self.values)))
+    np.testing.assert_allclose(fast.numpy(), _forces_from_jacobian(ds, ids, offset, de_dg).numpy(), atol=1e-12)
