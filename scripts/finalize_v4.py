@@ -201,6 +201,8 @@ def finalize(v4, out: str | os.PathLike, *, force: bool = False) -> dict:
     """Write the v4 dataset into ``out`` (which must hold a v3 or v4 dataset); returns the manifest."""
     from ase.io import write
 
+    from make_dataset import _plain
+
     from helpers.data import sha256_file, verify_checksums, write_text_atomic
 
     out = Path(out)
@@ -233,10 +235,3 @@ def finalize(v4, out: str | os.PathLike, *, force: bool = False) -> dict:
     verify_checksums(out)
     return manifest
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -126,10 +126,9 @@ def crystal64(density_g_cm3: float | None = None):
 
 def coordination(atoms, r_max: float = 3.0) -> float:
     """Mean number of neighbours within ``r_max`` Å (3.0 Å: the first minimum of g(r) in liquid Si is ~3.1 Å)."""
-    from ase.neighborlist import neighbor_list
+    from helpers.structure import coordination_numbers
 
-    i = neighbor_list("i", atoms, r_max)
-    return float(np.bincount(i, minlength=len(atoms)).mean())
+    return float(coordination_numbers(atoms, r_max).mean())
 
 
 def _load_libmpi() -> None:
