@@ -77,36 +77,51 @@ class Trajectory64:
     density_g_cm3: float
     n_frames: int
     interval_fs: float = 200.0
+    #: amorphous only: "chgnet" (Tersoff glass, then CHGNet MD: over-coordinated, see AMORPHOUS_CHGNET) or
+    #: "tersoff" (Tersoff glass, then Tersoff NVT: 4-fold)
+    sampler: str = "default"
 
     @property
     def name(self) -> str:
         return f"traj{self.trajectory:04d}_{self.config_type}"
 
 
-def _t(tid: int, ctype: str, split: str, temperature: float, density: float, n: int) -> Trajectory64:
+def _t(tid: int, ctype: str, split: str, temperature: float, density: float, n: int,
+       sampler: str = "default") -> Trajectory64:
     return Trajectory64(tid, ctype, split, seed=1000 + 7 * tid, temperature_k=temperature, density_g_cm3=density,
-                        n_frames=n)
+                        n_frames=n, sampler=sampler)
 
 
 CRYSTAL_DENSITY = 8 * SI_MASS_G / (LATTICE_CONSTANT_A * 1e-8) ** 3  # g/cm³ at a = 5.47 Å
+
+#: The first amorphous trajectories (a Tersoff glass, annealed with CHGNet at 300–900 K) came out over-coordinated:
+#: mean coordination 4.33–4.66 within 3.0 Å, only 46–70 % of atoms 4-fold, 0.47 eV/atom above the crystal in PBE
+#: (a-Si: about 0.1–0.2). Measured: CHGNet MD at 300 K takes a 4-fold Tersoff glass (4.03, 97 % 4-fold) to 4.22–4.38
+#: (64–80 % 4-fold) within 1 ps. They are kept under this name; ``amorphous`` is now the Tersoff glass, Tersoff-annealed.
+AMORPHOUS_CHGNET = "amorphous_overcoordinated"
 
 #: The fixed plan. Test trajectories (1000–1009) are fixed before the loop and never seen by it; round 0 (1010–1019)
 #: seeds the first committee. Later rounds add trajectories from committee MD (1100+).
 PLAN: tuple[Trajectory64, ...] = (
     _t(1000, "liquid", "test", 1800.0, 2.57, 3),
-    _t(1001, "amorphous", "test", 300.0, 2.30, 3),
+    _t(1001, AMORPHOUS_CHGNET, "test", 300.0, 2.30, 3, "chgnet"),
     _t(1002, "liquid", "test", 2300.0, 2.52, 3),
-    _t(1003, "amorphous", "test", 700.0, 2.29, 3),
+    _t(1003, AMORPHOUS_CHGNET, "test", 700.0, 2.29, 3, "chgnet"),
     _t(1004, "crystal64", "test", 900.0, CRYSTAL_DENSITY, 2),
     _t(1005, "vacancy", "test", 600.0, CRYSTAL_DENSITY, 2),
     _t(1010, "liquid", "round0", 2000.0, 2.61, 2),
-    _t(1011, "amorphous", "round0", 500.0, 2.31, 2),
+    _t(1011, AMORPHOUS_CHGNET, "round0", 500.0, 2.31, 2, "chgnet"),
     _t(1012, "crystal64", "round0", 1200.0, CRYSTAL_DENSITY, 2),
     _t(1013, "vacancy", "round0", 900.0, CRYSTAL_DENSITY, 2),
     _t(1014, "liquid", "round0", 2500.0, 2.55, 2),
-    _t(1015, "amorphous", "round0", 900.0, 2.28, 2),
+    _t(1015, AMORPHOUS_CHGNET, "round0", 900.0, 2.28, 2, "chgnet"),
     _t(1016, "crystal64", "round0", 300.0, CRYSTAL_DENSITY, 2),
     _t(1017, "vacancy", "round0", 300.0, CRYSTAL_DENSITY, 2),
+    # added before round 2, when the CHGNet-annealed glass above proved over-coordinated: 4-fold amorphous Si
+    # (test trajectories the loop never sees, and one round-0 seed the loop starts its amorphous MD from)
+    _t(1006, "amorphous", "test", 300.0, 2.30, 3, "tersoff"),
+    _t(1007, "amorphous", "test", 700.0, 2.28, 3, "tersoff"),
+    _t(1018, "amorphous", "round0", 500.0, 2.29, 2, "tersoff"),
 )
 
 
@@ -217,16 +232,26 @@ def sample_trajectory(traj: Trajectory64) -> list:
         melt = lammps_tersoff_md(crystal64(traj.density_g_cm3), [(4000.0, 4000.0, 3000)], lseed)
         frames = chgnet_frames(melt, traj.temperature_k, int(rng.integers(2**31)), traj.n_frames, traj.interval_fs)
         generator = "Tersoff melt at 4000 K (LAMMPS, 3 ps), then CHGNet 0.3.0 Langevin at T (0.6 ps equilibration)"
-    elif traj.config_type == "amorphous":
+    elif traj.sampler == "chgnet":
         glass = lammps_tersoff_md(crystal64(traj.density_g_cm3),
                                   [(3500.0, 3500.0, 5000), (3500.0, 300.0, 50000), (300.0, 300.0, 5000)], lseed)
         frames = chgnet_frames(glass, traj.temperature_k, int(rng.integers(2**31)), traj.n_frames, traj.interval_fs)
         generator = ("Tersoff melt–quench (LAMMPS, 3500 → 300 K in 50 ps), then CHGNet 0.3.0 Langevin at T "
                      "(0.6 ps equilibration)")
+    elif traj.config_type == "amorphous":
+        glass = lammps_tersoff_md(crystal64(traj.density_g_cm3),
+                                  [(3500.0, 3500.0, 5000), (3500.0, 300.0, 50000), (300.0, 300.0, 5000)], lseed)
+        x = lammps_tersoff_md(glass, [(traj.temperature_k, traj.temperature_k, 2000)], lseed + 1)
+        frames = [x]
+        for k in range(1, traj.n_frames):
+            x = lammps_tersoff_md(x, [(traj.temperature_k, traj.temperature_k, round(traj.interval_fs))], lseed + 1 + k)
+            frames.append(x)
+        generator = ("Tersoff melt–quench (LAMMPS, 3500 → 300 K in 50 ps), then Tersoff NVT at T (2 ps "
+                     "equilibration, frames every interval_fs)")
     else:
         raise ValueError(f"unknown config_type {traj.config_type!r}")
     for k, f in enumerate(frames):
-        f.info.update({k2: v for k2, v in asdict(traj).items() if k2 not in ("n_frames",)})
+        f.info.update({k2: v for k2, v in asdict(traj).items() if k2 not in ("n_frames", "sampler")})
         f.info.update({"frame_in_trajectory": k, "generator": generator,
                        "coordination_3a": coordination(f),
                        "density_g_cm3": float(len(f) * SI_MASS_G / f.get_volume() * 1e24)})
@@ -291,7 +316,7 @@ def planned_jobs(plan: tuple[Trajectory64, ...]) -> list[Job]:
     then any later round's picks."""
     test = [t for t in plan if t.split == "test"]
     first_liquid = next(t for t in test if t.config_type == "liquid")
-    first_amorphous = next(t for t in test if t.config_type == "amorphous")
+    first_amorphous = next(t for t in test if "amorphous" in t.config_type)  # 1001: checked before it was renamed
     second_liquid = [t for t in test if t.config_type == "liquid"][1]
     jobs = [reference_job(PRODUCTION_KPTS), frame_job(first_liquid, 0), frame_job(first_amorphous, 0),
             reference_job(CHECK_KPTS), frame_job(first_liquid, 0, CHECK_KPTS),
@@ -449,6 +474,9 @@ AL_CONDITIONS: tuple[tuple[str, float | tuple[float, float], float], ...] = (
     ("amorphous", (2000.0, 500.0), 2.30),
 )
 QUENCH_PICK_BELOW_K = 1100.0
+#: The melt–quench ramp runs this many times longer than the constant-temperature MD (``--md-ps``, 5 ps): 2000 → 500 K
+#: in 30 ps is 5·10¹³ K/s (5 ps would be 3·10¹⁴ K/s).
+QUENCH_LENGTH_FACTOR = 6
 ROUNDS_FILE = "rounds.json"
 
 
@@ -553,9 +581,7 @@ def run_round(n: int, picks_per_condition: int, md_ps: float, epochs: int | None
               v3_every: int = 1) -> dict[str, Any]:
     """Active-learning round ``n`` (≥ 1): train on v3 + v4 rounds < n, committee MD, write the picks as candidates.
     ``v3_every`` > 1 keeps every k-th 8-atom frame only (smoke tests)."""
-    from helpers.active_learning import select_by_spread
     from helpers.data import load_dataset, load_manifest, load_split
-    from helpers.descriptors import compute_acsf
 
     t0 = time.perf_counter()
     v3, manifest = load_dataset(), load_manifest()
@@ -563,8 +589,12 @@ def run_round(n: int, picks_per_condition: int, md_ps: float, epochs: int | None
     shift = energy_shift_ev_per_atom(manifest)
     new = labelled_frames({f"round{k}" for k in range(n)}, shift)
     train = [v3[i] for i in split["train"]] + new
-    model, settings = train_round_committee(train, [v3[i] for i in split["validation"]], epochs, seed=100 + n)
-    _save_round_model(model, n)
+    key = {"v4_round": n, "train_frames": sorted(f"{a.info['trajectory']}/{a.info['frame_in_trajectory']}"
+                                                 for a in new), "epochs": epochs, "v3_every": v3_every}
+    model, settings = _saved_round_model(n, key)
+    if model is None:  # a resumed round reuses its committee when it was trained on the same frames
+        model, settings = train_round_committee(train, [v3[i] for i in split["validation"]], epochs, seed=100 + n)
+        _save_round_model(model, n, key)
     record: dict[str, Any] = {"round": n, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "n_train_frames": {"8-atom (v3)": len(split["train"]), "64-atom (v4)": len(new)},
                               "test_errors_64_atom": fixed_test_errors(model, settings,
@@ -572,49 +602,100 @@ def run_round(n: int, picks_per_condition: int, md_ps: float, epochs: int | None
                               "test_errors_8_atom_v3": fixed_test_errors(model, settings,
                                                                          [v3[i] for i in split["test"]]),
                               "md": []}
-    for c, (ctype, temperature, density) in enumerate(AL_CONDITIONS):
-        quench = isinstance(temperature, tuple)
-        start = _start_structure("liquid" if quench else ctype, density, new)
-        snaps = committee_md(model, start, temperature, round(md_ps * 1000), 50, seed=1000 * n + c)
-        spread = np.array([s.info["spread_mev_per_atom"] for s in snaps])
-        pool = [i for i, s in enumerate(snaps) if not quench or s.info["target_temperature_k"] <= QUENCH_PICK_BELOW_K]
-        picked = []
-        if pool:  # largest spread first, skipping near-copies in descriptor space (frame-mean ACSF)
-            features = np.array([g.mean(axis=0) for g in compute_acsf([snaps[i] for i in pool], settings)])
-            picked = [pool[int(i)] for i in select_by_spread(spread[pool], min(picks_per_condition, len(pool)),
-                                                             features=features)]
-        traj = Trajectory64(1100 + 10 * n + c, ctype, f"round{n}", seed=1000 * n + c,
-                            temperature_k=temperature[1] if quench else temperature,
-                            density_g_cm3=density, n_frames=len(picked), interval_fs=50.0)
-        _write_picks(traj, [snaps[i] for i in picked])
-        record["md"].append({"trajectory": traj.trajectory, "config_type": ctype,
-                             "temperature_k": list(temperature) if quench else temperature,
-                             "protocol": "melt-quench (linear ramp)" if quench else "constant temperature",
-                             "final_coordination_3a": coordination(snaps[-1]) if snaps else None,
-                             "density_g_cm3": density, "n_snapshots": len(snaps),
-                             "stopped_early": len(snaps) < round(md_ps * 1000) // 50,
-                             "spread_mev_per_atom": {"mean": float(spread.mean()) if len(spread) else None,
-                                                     "max": float(spread.max()) if len(spread) else None},
-                             "picked_spreads_mev_per_atom": [float(spread[i]) for i in picked]})
-    record["wall_time_s"] = time.perf_counter() - t0
     rounds_path = V4_DIR / ROUNDS_FILE
     rounds = json.loads(rounds_path.read_text()) if rounds_path.exists() else []
-    write_text_atomic(rounds_path, json.dumps([r for r in rounds if r["round"] != n] + [record], indent=1))
+    earlier = next((r for r in rounds if r["round"] == n), {})
+    for c, condition in enumerate(AL_CONDITIONS):
+        tid = 1100 + 10 * n + c
+        done = sorted((V4_DIR / "candidates").glob(f"traj{tid}_*.extxyz"))
+        if done:  # this condition picked before the round was interrupted: keep its picks (they may be labelled)
+            entry = next((e for e in earlier.get("md", []) if e["trajectory"] == tid), None)
+            record["md"].append(entry or _entry_from_picks(done[0], condition))
+        else:
+            record["md"].append(_run_condition(model, settings, n, c, condition, new, picks_per_condition, md_ps))
+        record["complete"] = c == len(AL_CONDITIONS) - 1
+        record["wall_time_s"] = time.perf_counter() - t0 + earlier.get("wall_time_s", 0.0)
+        write_text_atomic(rounds_path, json.dumps([r for r in rounds if r["round"] != n] + [record], indent=1))
     return record
 
 
-def _save_round_model(model, n: int) -> None:
+def _run_condition(model, settings, n: int, c: int, condition: tuple, labelled: list, picks: int,
+                   md_ps: float) -> dict[str, Any]:
+    """Committee MD at one AL condition of round n; writes the picks (largest spread first, skipping near-copies in
+    descriptor space) as candidate trajectory 1100 + 10·n + c and returns its record."""
+    from helpers.active_learning import select_by_spread
+    from helpers.descriptors import compute_acsf
+
+    ctype, temperature, density = condition
+    quench = isinstance(temperature, tuple)
+    start = _start_structure("liquid" if quench else ctype, density, labelled)
+    length_ps = QUENCH_LENGTH_FACTOR * md_ps if quench else md_ps
+    snaps = committee_md(model, start, temperature, round(length_ps * 1000), 50, seed=1000 * n + c)
+    spread = np.array([s.info["spread_mev_per_atom"] for s in snaps])
+    pool = [i for i, s in enumerate(snaps) if not quench or s.info["target_temperature_k"] <= QUENCH_PICK_BELOW_K]
+    picked = []
+    if pool:
+        features = np.array([g.mean(axis=0) for g in compute_acsf([snaps[i] for i in pool], settings)])
+        picked = [pool[int(i)] for i in select_by_spread(spread[pool], min(picks, len(pool)), features=features)]
+    traj = Trajectory64(1100 + 10 * n + c, ctype, f"round{n}", seed=1000 * n + c,
+                        temperature_k=temperature[1] if quench else temperature,
+                        density_g_cm3=density, n_frames=len(picked), interval_fs=50.0)
+    _write_picks(traj, [snaps[i] for i in picked])
+    return {"trajectory": traj.trajectory, "config_type": ctype,
+            "temperature_k": list(temperature) if quench else temperature,
+            "protocol": f"melt-quench (linear ramp over {length_ps:g} ps)" if quench else "constant temperature",
+            "md_ps": length_ps, "final_coordination_3a": coordination(snaps[-1]) if snaps else None,
+            "picked_coordination_3a": [coordination(snaps[i]) for i in picked],
+            "density_g_cm3": density, "n_snapshots": len(snaps),
+            "stopped_early": len(snaps) < round(length_ps * 1000) // 50,
+            "spread_mev_per_atom": {"mean": float(spread.mean()) if len(spread) else None,
+                                    "max": float(spread.max()) if len(spread) else None},
+            "picked_spreads_mev_per_atom": [float(spread[i]) for i in picked]}
+
+
+def _entry_from_picks(path: Path, condition: tuple) -> dict[str, Any]:
+    """The record of a condition whose picks were written by a round process that was killed before it wrote
+    rounds.json: what the candidate file keeps (picks, their spread and coordination); the MD statistics are lost."""
+    from ase.io import read
+
+    frames = read(path, ":")
+    ctype, temperature, density = condition
+    return {"trajectory": int(frames[0].info["trajectory"]), "config_type": frames[0].info["config_type"],
+            "temperature_k": list(temperature) if isinstance(temperature, tuple) else temperature,
+            "density_g_cm3": density, "picked_coordination_3a": [float(f.info["coordination_3a"]) for f in frames],
+            "picked_spreads_mev_per_atom": [float(f.info["spread_mev_per_atom"]) for f in frames],
+            "note": "restored from the candidate file: the round process was stopped before it wrote its record, so "
+                    "the MD statistics (snapshots, mean and max spread) are not known"}
+
+
+def _round_model_path(n: int) -> Path:
+    return (REPO / "build" / "v4_rounds" if V4_DIR == REPO / "data" / "v4" else V4_DIR / "models") / f"round{n}.pt"
+
+
+def _save_round_model(model, n: int, key: dict) -> None:
     """Keep the committee of round n (build/v4_rounds/round<n>.pt, not committed: rebuilt by re-running the round)."""
     from helpers.model import save_model
 
-    path = (REPO / "build" / "v4_rounds" if V4_DIR == REPO / "data" / "v4" else V4_DIR / "models") / f"round{n}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_model(model, path, overwrite=True, metadata={"v4_round": n})
+    save_model(model, _round_model_path(n), overwrite=True, metadata=key)
+
+
+def _saved_round_model(n: int, key: dict):
+    """(model, descriptor settings) of round n if it was saved with the same training frames, else (None, None)."""
+    from helpers.descriptors import ACSFSettings
+    from helpers.model import load_model
+
+    path = _round_model_path(n)
+    if not path.exists():
+        return None, None
+    model = load_model(path)
+    if {k: model.metadata.get(k) for k in key} != key:
+        return None, None
+    return model, ACSFSettings.from_dict(model.descriptor)
 
 
 def _start_structure(ctype: str, density: float, labelled: list):
-    """Where committee MD starts: the newest labelled frame of this type, else the round-0 candidate of it, scaled to
-    ``density`` (g/cm³) if it is more than 1 % off."""
+    """Where committee MD starts: the newest labelled frame of this type, else the round-0 candidate of it; liquid and
+    amorphous cells are scaled to ``density`` (g/cm³) if they are more than 1 % off."""
     from ase.io import read
 
     mine = [a for a in labelled if a.info.get("config_type") == ctype]
@@ -623,6 +704,8 @@ def _start_structure(ctype: str, density: float, labelled: list):
     else:
         seed_traj = next(t for t in PLAN if t.split == "round0" and t.config_type == ctype)
         atoms = read(candidate_path(seed_traj), index=0)
+    if ctype in ("crystal64", "vacancy"):  # the crystal's cell (63 atoms in it for the vacancy): never rescaled
+        return atoms
     now = len(atoms) * SI_MASS_G / atoms.get_volume() * 1e24
     if abs(now / density - 1) > 0.01:  # e.g. a liquid (2.58 g/cm³) that is to be quenched at 2.30
         atoms.set_cell(atoms.cell * (now / density) ** (1 / 3), scale_atoms=True)

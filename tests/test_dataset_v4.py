@@ -43,7 +43,8 @@ def test_plan_is_fixed_and_test_trajectories_are_separate(v4):
     ids = [t.trajectory for t in v4.PLAN]
     assert len(ids) == len(set(ids))
     test = {t.trajectory for t in v4.PLAN if t.split == "test"}
-    assert {t.config_type for t in v4.PLAN if t.split == "test"} == {"liquid", "amorphous", "crystal64", "vacancy"}
+    assert {t.config_type for t in v4.PLAN if t.split == "test"} == {"liquid", "amorphous", "crystal64", "vacancy",
+                                                                       v4.AMORPHOUS_CHGNET}
     # the loop's committee-MD conditions never equal a test trajectory's (type, temperature, density)
     test_conditions = {(t.config_type, t.temperature_k, round(t.density_g_cm3, 3)) for t in v4.PLAN
                        if t.trajectory in test}
@@ -51,8 +52,10 @@ def test_plan_is_fixed_and_test_trajectories_are_separate(v4):
     for t in v4.PLAN:
         if t.config_type == "liquid":
             assert abs(t.density_g_cm3 / 2.57 - 1) <= 0.05  # liquid density within ±5 %
-        if t.config_type == "amorphous":
+        if "amorphous" in t.config_type:
             assert 2.28 <= t.density_g_cm3 <= 2.33
+    # every planned type has a round-0 seed, so the loop's MD can start from it
+    assert {t.config_type for t in v4.PLAN if t.split == "round0"} >= {c for c, _, _ in v4.AL_CONDITIONS}
 
 
 def test_job_order_puts_energy_zero_and_kmesh_check_first(v4):
@@ -99,7 +102,7 @@ def test_tersoff_labelling_resumes_and_one_round_runs(v4, tmp_path, monkeypatch)
 
     rec = v4.run_round(1, picks_per_condition=2, md_ps=0.1, epochs=2, v3_every=40)
     assert rec["n_train_frames"]["64-atom (v4)"] == sum(t.n_frames for t in plan if t.split == "round0")
-    assert set(rec["test_errors_64_atom"]) == {"liquid", "amorphous", "crystal64", "vacancy"}
+    assert set(rec["test_errors_64_atom"]) == {"liquid", "amorphous", "crystal64", "vacancy", v4.AMORPHOUS_CHGNET}
     assert len(rec["md"]) == len(v4.AL_CONDITIONS)
     picks = sorted((tmp_path / "candidates").glob("traj11*.extxyz"))
     assert picks, "the round wrote no picks"
@@ -112,6 +115,19 @@ def test_tersoff_labelling_resumes_and_one_round_runs(v4, tmp_path, monkeypatch)
     # the picks are now labelling jobs, and the record is on disk
     assert {p.stem for p in picks} <= {j.out.rsplit("_f", 1)[0] for j in v4.planned_jobs(plan)}
     assert json.loads((tmp_path / "rounds.json").read_text())[0]["round"] == 1
+    assert rec["complete"]
+    vacancy = read(next(p for p in picks if "vacancy" in p.name), ":")
+    assert len(vacancy[0]) == 63  # 63 atoms in the crystal's cell, not squeezed to the crystal's density
+    assert vacancy[0].get_volume() == pytest.approx(v4.crystal64().get_volume())
+
+    # resume: a condition whose picks are gone runs again with the saved committee; the others keep their picks
+    kept = {p.name: p.read_bytes() for p in picks[:-1]}
+    picks[-1].unlink()
+    monkeypatch.setattr(v4, "train_round_committee", lambda *a, **k: pytest.fail("the saved committee was not reused"))
+    again = v4.run_round(1, picks_per_condition=2, md_ps=0.1, epochs=2, v3_every=40)
+    assert {p.name: p.read_bytes() for p in picks[:-1]} == kept
+    assert picks[-1].exists() and again["complete"]
+    assert [e["trajectory"] for e in again["md"]] == [e["trajectory"] for e in rec["md"]]
 
 
 def test_finalize_keeps_the_8_atom_part_and_adds_the_64_atom_frames(v4, tmp_path):
