@@ -95,9 +95,10 @@ def _t(tid: int, ctype: str, split: str, temperature: float, density: float, n: 
 CRYSTAL_DENSITY = 8 * SI_MASS_G / (LATTICE_CONSTANT_A * 1e-8) ** 3  # g/cm³ at a = 5.47 Å
 
 #: The first amorphous trajectories (a Tersoff glass, annealed with CHGNet at 300–900 K) came out over-coordinated:
-#: mean coordination 4.33–4.66 within 3.0 Å, only 46–70 % of atoms 4-fold, 0.47 eV/atom above the crystal in PBE
-#: (a-Si: about 0.1–0.2). Measured: CHGNet MD at 300 K takes a 4-fold Tersoff glass (4.03, 97 % 4-fold) to 4.22–4.38
-#: (64–80 % 4-fold) within 1 ps. They are kept under this name; ``amorphous`` is now the Tersoff glass, Tersoff-annealed.
+#: mean coordination 4.31–4.72 within 3.0 Å, only 46–70 % of atoms 4-fold. Measured: CHGNet MD at 300 K takes a
+#: 4-fold Tersoff glass (4.03, 97 % 4-fold) to 4.22–4.38 (64–80 % 4-fold) within 1 ps. They are kept under this name;
+#: ``amorphous`` is the Tersoff glass, Tersoff-annealed (4.03). In PBE both lie 0.44–0.52 eV/atom above the crystal
+#: (relaxed a-Si: about 0.15), so the fast-quenched Tersoff network is strained, not relaxed, in PBE terms.
 AMORPHOUS_CHGNET = "amorphous_overcoordinated"
 
 #: The fixed plan. Test trajectories (1000–1009) are fixed before the loop and never seen by it; round 0 (1010–1019)
