@@ -31,7 +31,7 @@ import numpy as np
 
 #: v3 names that were not honest about what the frames are.
 RENAMED_V3_TYPES = {"disordered": "hot_crystal8"}
-V4_TYPES = ("crystal64", "vacancy", "liquid", "amorphous", "amorphous_overcoordinated")
+V4_TYPES = ("crystal64", "vacancy", "liquid", "amorphous", "amorphous_overcoordinated", "liquid_quenched")
 #: Round-0 trajectories held out for validation (early stopping) when training on the shipped data: one per type.
 VALIDATION_TRAJECTORIES = (1014, 1015, 1016, 1017)
 OUTPUT_FILES = ("si_dft.extxyz", "desc.npy", "label.npy", "manifest.json")
