@@ -221,32 +221,19 @@ def sample_trajectory(traj: Trajectory64) -> list:
         atoms = crystal64()
         if traj.config_type == "vacancy":
             del atoms[int(rng.integers(len(atoms)))]
-        start = lammps_tersoff_md(atoms, [(traj.temperature_k, traj.temperature_k, 2000)], lseed,
-                                  minimize=traj.config_type == "vacancy")
-        frames, x = [], start
-        for k in range(traj.n_frames):
-            x = x if k == 0 else lammps_tersoff_md(x, [(traj.temperature_k, traj.temperature_k,
-                                                       round(traj.interval_fs))], lseed + k)
-            frames.append(x)
+        frames = _tersoff_nvt_frames(atoms, traj, lseed, minimize=traj.config_type == "vacancy")
         generator = "Tersoff NVT (LAMMPS), 2 ps equilibration, frames every interval_fs"
     elif traj.config_type == "liquid":
         melt = lammps_tersoff_md(crystal64(traj.density_g_cm3), [(4000.0, 4000.0, 3000)], lseed)
         frames = chgnet_frames(melt, traj.temperature_k, int(rng.integers(2**31)), traj.n_frames, traj.interval_fs)
         generator = "Tersoff melt at 4000 K (LAMMPS, 3 ps), then CHGNet 0.3.0 Langevin at T (0.6 ps equilibration)"
     elif traj.sampler == "chgnet":
-        glass = lammps_tersoff_md(crystal64(traj.density_g_cm3),
-                                  [(3500.0, 3500.0, 5000), (3500.0, 300.0, 50000), (300.0, 300.0, 5000)], lseed)
-        frames = chgnet_frames(glass, traj.temperature_k, int(rng.integers(2**31)), traj.n_frames, traj.interval_fs)
+        frames = chgnet_frames(_tersoff_glass(traj, lseed), traj.temperature_k, int(rng.integers(2**31)),
+                               traj.n_frames, traj.interval_fs)
         generator = ("Tersoff melt–quench (LAMMPS, 3500 → 300 K in 50 ps), then CHGNet 0.3.0 Langevin at T "
                      "(0.6 ps equilibration)")
     elif traj.config_type == "amorphous":
-        glass = lammps_tersoff_md(crystal64(traj.density_g_cm3),
-                                  [(3500.0, 3500.0, 5000), (3500.0, 300.0, 50000), (300.0, 300.0, 5000)], lseed)
-        x = lammps_tersoff_md(glass, [(traj.temperature_k, traj.temperature_k, 2000)], lseed + 1)
-        frames = [x]
-        for k in range(1, traj.n_frames):
-            x = lammps_tersoff_md(x, [(traj.temperature_k, traj.temperature_k, round(traj.interval_fs))], lseed + 1 + k)
-            frames.append(x)
+        frames = _tersoff_nvt_frames(_tersoff_glass(traj, lseed), traj, lseed + 1)
         generator = ("Tersoff melt–quench (LAMMPS, 3500 → 300 K in 50 ps), then Tersoff NVT at T (2 ps "
                      "equilibration, frames every interval_fs)")
     else:
@@ -256,6 +243,21 @@ def sample_trajectory(traj: Trajectory64) -> list:
         f.info.update({"frame_in_trajectory": k, "generator": generator,
                        "coordination_3a": coordination(f),
                        "density_g_cm3": float(len(f) * SI_MASS_G / f.get_volume() * 1e24)})
+    return frames
+
+
+def _tersoff_glass(traj: Trajectory64, seed: int):
+    """Tersoff melt–quench of the 64-atom cell at the trajectory's density: 3500 K (5 ps) → 300 K in 50 ps → 5 ps."""
+    return lammps_tersoff_md(crystal64(traj.density_g_cm3),
+                             [(3500.0, 3500.0, 5000), (3500.0, 300.0, 50000), (300.0, 300.0, 5000)], seed)
+
+
+def _tersoff_nvt_frames(atoms, traj: Trajectory64, seed: int, minimize: bool = False) -> list:
+    """Tersoff NVT at the trajectory's temperature: 2 ps equilibration, then a frame every ``interval_fs``."""
+    t = traj.temperature_k
+    frames = [lammps_tersoff_md(atoms, [(t, t, 2000)], seed, minimize=minimize)]
+    for k in range(1, traj.n_frames):
+        frames.append(lammps_tersoff_md(frames[-1], [(t, t, round(traj.interval_fs))], seed + k))
     return frames
 
 
