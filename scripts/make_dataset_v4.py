@@ -77,7 +77,7 @@ class Trajectory64:
     density_g_cm3: float
     n_frames: int
     interval_fs: float = 200.0
-    #: amorphous only: "chgnet" (Tersoff glass, then CHGNet MD: over-coordinated, see AMORPHOUS_CHGNET) or
+    #: amorphous only: "chgnet" (Tersoff glass, then CHGNet MD: over-coordinated, see AMORPHOUS_OVERCOORDINATED) or
     #: "tersoff" (Tersoff glass, then Tersoff NVT: 4-fold)
     sampler: str = "default"
 
@@ -99,23 +99,33 @@ CRYSTAL_DENSITY = 8 * SI_MASS_G / (LATTICE_CONSTANT_A * 1e-8) ** 3  # g/cm³ at 
 #: 4-fold Tersoff glass (4.03, 97 % 4-fold) to 4.22–4.38 (64–80 % 4-fold) within 1 ps. They are kept under this name;
 #: ``amorphous`` is the Tersoff glass, Tersoff-annealed (4.03). In PBE both lie 0.44–0.52 eV/atom above the crystal
 #: (relaxed a-Si: about 0.15), so the fast-quenched Tersoff network is strained, not relaxed, in PBE terms.
-AMORPHOUS_CHGNET = "amorphous_overcoordinated"
+AMORPHOUS_OVERCOORDINATED = "amorphous_overcoordinated"
+LIQUID_QUENCHED = "liquid_quenched"
+
+
+def quench_product_type(coordination_3a: float) -> str:
+    """What a melt–quench produced, by its mean coordination within 3.0 Å: ``amorphous`` (≤ 4.25, mostly 4-fold),
+    ``amorphous_overcoordinated`` (≤ 5.0) or ``liquid_quenched`` (a liquid-like glass)."""
+    if coordination_3a <= 4.25:
+        return "amorphous"
+    return AMORPHOUS_OVERCOORDINATED if coordination_3a <= 5.0 else LIQUID_QUENCHED
+
 
 #: The fixed plan. Test trajectories (1000–1009) are fixed before the loop and never seen by it; round 0 (1010–1019)
 #: seeds the first committee. Later rounds add trajectories from committee MD (1100+).
 PLAN: tuple[Trajectory64, ...] = (
     _t(1000, "liquid", "test", 1800.0, 2.57, 3),
-    _t(1001, AMORPHOUS_CHGNET, "test", 300.0, 2.30, 3, "chgnet"),
+    _t(1001, AMORPHOUS_OVERCOORDINATED, "test", 300.0, 2.30, 3, "chgnet"),
     _t(1002, "liquid", "test", 2300.0, 2.52, 3),
-    _t(1003, AMORPHOUS_CHGNET, "test", 700.0, 2.29, 3, "chgnet"),
+    _t(1003, AMORPHOUS_OVERCOORDINATED, "test", 700.0, 2.29, 3, "chgnet"),
     _t(1004, "crystal64", "test", 900.0, CRYSTAL_DENSITY, 2),
     _t(1005, "vacancy", "test", 600.0, CRYSTAL_DENSITY, 2),
     _t(1010, "liquid", "round0", 2000.0, 2.61, 2),
-    _t(1011, AMORPHOUS_CHGNET, "round0", 500.0, 2.31, 2, "chgnet"),
+    _t(1011, AMORPHOUS_OVERCOORDINATED, "round0", 500.0, 2.31, 2, "chgnet"),
     _t(1012, "crystal64", "round0", 1200.0, CRYSTAL_DENSITY, 2),
     _t(1013, "vacancy", "round0", 900.0, CRYSTAL_DENSITY, 2),
     _t(1014, "liquid", "round0", 2500.0, 2.55, 2),
-    _t(1015, AMORPHOUS_CHGNET, "round0", 900.0, 2.28, 2, "chgnet"),
+    _t(1015, AMORPHOUS_OVERCOORDINATED, "round0", 900.0, 2.28, 2, "chgnet"),
     _t(1016, "crystal64", "round0", 300.0, CRYSTAL_DENSITY, 2),
     _t(1017, "vacancy", "round0", 300.0, CRYSTAL_DENSITY, 2),
     # added before round 2, when the CHGNet-annealed glass above proved over-coordinated: 4-fold amorphous Si
@@ -640,6 +650,8 @@ def _run_condition(model, settings, n: int, c: int, condition: tuple, labelled: 
     if pool:
         features = np.array([g.mean(axis=0) for g in compute_acsf([snaps[i] for i in pool], settings)])
         picked = [pool[int(i)] for i in select_by_spread(spread[pool], min(picks, len(pool)), features=features)]
+    if quench and picked:  # named by what the quench made, not by what it was meant to make
+        ctype = quench_product_type(float(np.mean([coordination(snaps[i]) for i in picked])))
     traj = Trajectory64(1100 + 10 * n + c, ctype, f"round{n}", seed=1000 * n + c,
                         temperature_k=temperature[1] if quench else temperature,
                         density_g_cm3=density, n_frames=len(picked), interval_fs=50.0)

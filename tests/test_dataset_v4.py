@@ -44,7 +44,7 @@ def test_plan_is_fixed_and_test_trajectories_are_separate(v4):
     assert len(ids) == len(set(ids))
     test = {t.trajectory for t in v4.PLAN if t.split == "test"}
     assert {t.config_type for t in v4.PLAN if t.split == "test"} == {"liquid", "amorphous", "crystal64", "vacancy",
-                                                                       v4.AMORPHOUS_CHGNET}
+                                                                       v4.AMORPHOUS_OVERCOORDINATED}
     # the loop's committee-MD conditions never equal a test trajectory's (type, temperature, density)
     test_conditions = {(t.config_type, t.temperature_k, round(t.density_g_cm3, 3)) for t in v4.PLAN
                        if t.trajectory in test}
@@ -65,6 +65,13 @@ def test_job_order_puts_energy_zero_and_kmesh_check_first(v4):
     assert len({j.out for j in jobs}) == len(jobs)
     first_round0 = next(i for i, j in enumerate(jobs) if "traj101" in j.out and j.mesh == 2)
     assert all("traj100" in j.out or "reference" in j.out for j in jobs[:first_round0])
+
+
+def test_a_melt_quench_is_named_by_the_coordination_it_reached(v4):
+    # the measured picks: the Tersoff glass (4.03), round-2 melt-quench (4.34-4.47), round-1 melt-quench (5.1-5.3)
+    assert v4.quench_product_type(4.03) == "amorphous"
+    assert v4.quench_product_type(4.41) == v4.AMORPHOUS_OVERCOORDINATED
+    assert v4.quench_product_type(5.24) == v4.LIQUID_QUENCHED
 
 
 def test_crystal64_density_and_cell_edge_longer_than_cutoff(v4):
@@ -102,7 +109,8 @@ def test_tersoff_labelling_resumes_and_one_round_runs(v4, tmp_path, monkeypatch)
 
     rec = v4.run_round(1, picks_per_condition=2, md_ps=0.1, epochs=2, v3_every=40)
     assert rec["n_train_frames"]["64-atom (v4)"] == sum(t.n_frames for t in plan if t.split == "round0")
-    assert set(rec["test_errors_64_atom"]) == {"liquid", "amorphous", "crystal64", "vacancy", v4.AMORPHOUS_CHGNET}
+    assert set(rec["test_errors_64_atom"]) == {"liquid", "amorphous", "crystal64", "vacancy",
+                                               v4.AMORPHOUS_OVERCOORDINATED}
     assert len(rec["md"]) == len(v4.AL_CONDITIONS)
     picks = sorted((tmp_path / "candidates").glob("traj11*.extxyz"))
     assert picks, "the round wrote no picks"
