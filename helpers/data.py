@@ -622,6 +622,28 @@ def load_dataset(data_dir: str | os.PathLike | None = None, *, verify: bool = Tr
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Structure groups: the config_types of the shipped data, gathered for per-group errors
+# --------------------------------------------------------------------------------------------------------------
+#: The crystal near its minimum: 8-atom MD, EOS and strained cells, and the 64-atom crystal MD.
+CRYSTALLINE_TYPES = ("md", "eos", "strain_volume", "strain_shear", "crystal64")
+#: Old names of the shipped config_types: before dataset v4, the hot, distorted 8-atom cells were ``disordered``.
+RENAMED_TYPES = {"disordered": "hot_crystal8"}
+
+
+def structure_group(config_type: str) -> str:
+    """The group a config_type is reported in: ``crystalline`` for :data:`CRYSTALLINE_TYPES`, the current name for a
+    renamed type (``disordered`` → ``hot_crystal8``), otherwise the config_type itself (``liquid``, ``amorphous``,
+    ``vacancy``, …, and any name of your own data)."""
+    name = RENAMED_TYPES.get(str(config_type), str(config_type))
+    return "crystalline" if name in CRYSTALLINE_TYPES else name
+
+
+def structure_groups(frames: Sequence[Any]) -> np.ndarray:
+    """:func:`structure_group` of every frame's ``info["config_type"]`` (``unknown`` where a frame has none)."""
+    return np.array([structure_group(a.info.get("config_type", "unknown")) for a in frames], dtype=object)
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Splits
 # --------------------------------------------------------------------------------------------------------------
 def load_split(data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:

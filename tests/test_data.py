@@ -488,3 +488,17 @@ def test_missing_manifest_message_explains_the_drive_folder(tmp_path):
     assert "git checkout data/manifest.json" in message
     assert "Colab" in message and "MyDrive/hdnnp-handson/data" in message
     assert "upload manifest.json, si_dft.extxyz, desc.npy and label.npy" in message
+
+
+def test_structure_group_gathers_the_crystal_and_keeps_the_rest():
+    from ase.build import bulk
+
+    assert [data.structure_group(t) for t in ("md", "eos", "strain_volume", "strain_shear", "crystal64")] == [
+        "crystalline"] * 5
+    # the old name of the hot 8-atom cells maps to the new one, so v3 data and v4 data report the same group
+    assert data.structure_group("disordered") == data.structure_group("hot_crystal8") == "hot_crystal8"
+    for own in ("liquid", "amorphous", "amorphous_overcoordinated", "vacancy", "my_surface"):
+        assert data.structure_group(own) == own
+    frames = [bulk("Si"), bulk("Si")]
+    frames[0].info["config_type"] = "eos"
+    assert list(data.structure_groups(frames)) == ["crystalline", "unknown"]

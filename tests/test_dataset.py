@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ import pytest
 from helpers import data as hdata
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "data"
+#: The dataset under test: the shipped data/, or the folder in $HDNNP_DATA_DIR (a regenerated or candidate dataset).
+DATA = Path(os.environ.get(hdata.config.DATA_ENV_VAR) or REPO / "data")
 SHIPPED = ("si_dft.extxyz", "desc.npy", "label.npy")
 
 needs_data = pytest.mark.skipif(not (DATA / "manifest.json").exists(),
@@ -41,6 +43,10 @@ def frames():
     return hdata.load_dataset(DATA)
 
 
+def _version(manifest) -> int:
+    return int(manifest.get("dataset_version", 1))
+
+
 @needs_data
 def test_checksums_match_manifest(manifest):
     for name in SHIPPED:
@@ -52,9 +58,12 @@ def test_checksums_match_manifest(manifest):
 def test_shapes_dtypes_and_frame_order_agree(manifest, frames):
     desc, label = hdata.load_lecture_arrays(DATA)
     assert desc.dtype == np.float32 and label.dtype == np.float32
-    assert desc.shape == (manifest["n_frames"], 8, manifest["descriptor"]["n_features"]) == (len(frames), 8, 33)
-    assert label.shape == (len(frames),)
-    energy_per_atom = np.array([a.get_potential_energy() / len(a) for a in frames])
+    # the lecture arrays hold the 8-atom frames, which come first (since v4 the 64-atom frames follow them)
+    n8 = sum(len(a) == 8 for a in frames)
+    assert all(len(a) == 8 for a in frames[:n8]) and (n8 == len(frames)) == (_version(manifest) < 4)
+    assert desc.shape == (n8, 8, manifest["descriptor"]["n_features"]) and desc.shape[2] == 33
+    assert label.shape == (n8,)
+    energy_per_atom = np.array([a.get_potential_energy() / len(a) for a in frames[:n8]])
     np.testing.assert_allclose(label, energy_per_atom, rtol=0, atol=1e-5)  # float32 of the same numbers, same order
 
 
@@ -69,10 +78,17 @@ def test_every_frame_is_labelled_and_tagged(frames, manifest):
         assert {"config_type", "trajectory", "temperature_k"} <= set(atoms.info)
         counts[atoms.info["config_type"]] = counts.get(atoms.info["config_type"], 0) + 1
     assert counts == manifest["sampling"]["counts_by_config_type"]
-    assert {"md", "strain_volume", "strain_shear", "disordered", "eos"} <= set(counts)
+    hot = "hot_crystal8" if _version(manifest) >= 4 else "disordered"  # renamed in v4
+    assert {"md", "strain_volume", "strain_shear", hot, "eos"} <= set(counts)
+    if _version(manifest) >= 4:
+        assert {"crystal64", "vacancy", "liquid", "amorphous"} <= set(counts)
     # forces of a periodic frame sum to ~zero (momentum conservation); DFT noise is far below 0.05 eV/Å
     total = np.array([a.get_forces().sum(axis=0) for a in frames])
     assert np.abs(total).max() < 0.05
+
+
+#: made only by the loop's melt-quench (named by the coordination it reached): no planned test trajectory
+LOOP_ONLY_TYPES = {"liquid_quenched"}
 
 
 @needs_data
@@ -87,8 +103,35 @@ def test_split_is_disjoint_covers_all_and_keeps_trajectories_together(frames):
         for i in idx:
             traj = frames[i].info["trajectory"]
             assert where.setdefault(traj, name) == name, f"trajectory {traj} is split across {where[traj]} and {name}"
-    for name in ("validation", "test"):  # every config_type is represented in every split
-        assert {frames[i].info["config_type"] for i in split[name]} == {a.info["config_type"] for a in frames}
+    kinds = {a.info["config_type"] for a in frames}
+    assert {frames[i].info["config_type"] for i in split["test"]} == kinds - LOOP_ONLY_TYPES
+    # validation (early stopping): every 8-atom type, and one trajectory of each 64-atom kind it holds
+    assert {a.info["config_type"] for a in frames if len(a) == 8} <= {frames[i].info["config_type"]
+                                                                       for i in split["validation"]}
+
+
+@needs_data
+def test_v4_structures_are_what_their_names_say(manifest, frames):
+    """Issue 14's Done-when: liquid frames 5–7-fold at liquid density (2.57 g/cm³ ± 5 %), amorphous ≈ 4-fold, every
+    64-atom cell longer than the cutoff, and the active-learning rounds and the k-mesh check in the manifest."""
+    if _version(manifest) < 4:
+        pytest.skip("dataset v3: no 64-atom frames")
+    from helpers.structure import coordination_statistics, density_g_cm3
+
+    by_type: dict[str, list] = {}
+    for a in frames:
+        if len(a) > 8:
+            by_type.setdefault(a.info["config_type"], []).append(a)
+            assert a.cell.lengths().min() > manifest["descriptor"]["r_cut"]
+    for a in by_type["liquid"]:
+        assert 5.0 <= coordination_statistics(a)["mean"] <= 7.0
+        assert abs(density_g_cm3(a) / 2.57 - 1.0) <= 0.05
+    for a in by_type["amorphous"]:  # a 4-fold network: mean ≤ 4.25 and most atoms 4-fold within 3.0 Å
+        stats = coordination_statistics(a)
+        assert stats["mean"] <= 4.25 and stats["fractions"].get(4, 0.0) >= 0.8, stats
+    record = manifest["v4"]
+    assert record["active_learning"]["rounds"] and record["kmesh_check"]["by_config_type"]
+    assert sum(len(v) for v in by_type.values()) == record["n_frames"]
 
 
 @needs_data
@@ -100,7 +143,7 @@ def test_descriptors_recomputed_from_extxyz_equal_desc_npy(manifest, frames):
                 periodic=True)
     desc = np.load(DATA / "desc.npy")
     rng = np.random.default_rng(0)
-    for i in rng.choice(len(frames), size=12, replace=False):
+    for i in rng.choice(len(desc), size=12, replace=False):  # the lecture arrays: the 8-atom frames, first
         np.testing.assert_allclose(acsf.create(frames[i]), desc[i], rtol=1e-6, atol=1e-5)
 
 
@@ -141,6 +184,8 @@ def test_every_frame_says_its_k_mesh_and_energy_shift(manifest, frames):
         mesh = by_type.get(atoms.info["config_type"], dft["kpts"][0])
         assert atoms.info.get("dft_kpts", dft["kpts"][0]) == mesh
         expected = shifts.get(f"{mesh}x{mesh}x{mesh}", 0.0)
+        if len(atoms) > 8:  # 64-atom cells: aligned through the perfect 64-atom crystal at their own mesh
+            expected = manifest["v4"]["energy_zero"]["shift_ev_per_atom"]
         assert atoms.info.get("energy_shift_ev_per_atom", 0.0) == pytest.approx(expected, abs=1e-12)
     if shifts:  # the shift is the difference of the perfect crystal's energy at the two meshes
         crystal = dft["energy_zero"]["crystal_energy_per_atom_ev"]
@@ -157,13 +202,15 @@ def test_data_readme_is_rendered_from_the_current_manifest(manifest):
     noise_file = REPO / "benchmarks" / "label_noise.json"
     noise = json.loads(noise_file.read_text()) if noise_file.is_file() else None
     text = module.render(manifest, noise)
-    assert f"{manifest['n_frames']} periodic 8-atom Si cells" in text
+    n64 = manifest.get("v4", {}).get("n_frames", 0)
+    assert (f"{manifest['n_frames'] - n64} periodic 8-atom Si cells" + (f" and {n64} 64-atom cells" if n64 else "")
+            in text)
     assert (DATA / "README.md").read_text(encoding="utf-8") == text, (
         "data/README.md does not match data/manifest.json: run python scripts/render_data_readme.py")
 
 
 @needs_data
-@pytest.mark.parametrize("kind", ["crystalline", "disordered"])
+@pytest.mark.parametrize("kind", ["crystalline", "hot_crystal8"])
 def test_relabel_one_frame_with_gpaw_matches_stored(manifest, frames, kind):
     """Re-run DFT on one test frame: the stored labels are reproducible (about 20 s with one core; a disordered
     frame on its denser mesh about 2 min)."""
@@ -171,7 +218,8 @@ def test_relabel_one_frame_with_gpaw_matches_stored(manifest, frames, kind):
     script = _script()
     dft = manifest["dft"]
     test = hdata.load_split(DATA)["test"]
-    ref = next(frames[i] for i in test if (frames[i].info["config_type"] == "disordered") == (kind == "disordered"))
+    ref = next(frames[i] for i in test if len(frames[i]) == 8
+               and hdata.structure_group(frames[i].info["config_type"]) == kind)
     mesh = int(ref.info.get("dft_kpts", dft["kpts"][0]))  # since v3 disordered frames use a denser mesh
     settings = script.DFTSettings(xc=dft["xc"], ecut_ev=dft["ecut_ev"], kpts=(mesh,) * 3,
                                   kpts_gamma=bool(dft.get("kpts_gamma", True)),
