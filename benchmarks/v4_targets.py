@@ -30,7 +30,6 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-CRYSTALLINE = ("md", "eos", "strain_volume", "strain_shear", "crystal64")
 #: (energy RMSE meV/atom, force RMSE meV/Å) targets per group; the vacancy formation energy within 0.1 eV of DFT.
 TARGETS = {"crystalline": (1.5, 40.0), "liquid": (5.0, 150.0), "amorphous": (5.0, 150.0), "vacancy": (5.0, 150.0)}
 VACANCY_TARGET_EV = 0.1
@@ -38,10 +37,12 @@ VACANCY_TARGET_EV = 0.1
 
 def group_errors(frames: list, pred_energy: np.ndarray, pred_forces: np.ndarray) -> dict[str, dict[str, float]]:
     """Energy RMSE (meV/atom) and force RMSE (meV/Å, components) per group of test frames."""
+    from helpers.data import structure_group
+
     groups: dict[str, list[int]] = {}
     for k, a in enumerate(frames):
         ctype = a.info["config_type"]
-        groups.setdefault("crystalline" if ctype in CRYSTALLINE else ctype, []).append(k)
+        groups.setdefault(structure_group(ctype), []).append(k)
     starts = np.concatenate([[0], np.cumsum([len(a) for a in frames])])
     out = {}
     for name, idx in sorted(groups.items()):
