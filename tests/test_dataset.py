@@ -126,9 +126,14 @@ def test_v4_structures_are_what_their_names_say(manifest, frames):
     for a in by_type["liquid"]:
         assert 5.0 <= coordination_statistics(a)["mean"] <= 7.0
         assert abs(density_g_cm3(a) / 2.57 - 1.0) <= 0.05
-    for a in by_type["amorphous"]:  # a 4-fold network: mean ≤ 4.25 and most atoms 4-fold within 3.0 Å
-        stats = coordination_statistics(a)
-        assert stats["mean"] <= 4.25 and stats["fractions"].get(4, 0.0) >= 0.8, stats
+    # a 4-fold network: every trajectory's mean ≤ 4.25 (the rule that names the loop's picks, quench_product_type)
+    # and most atoms 4-fold within 3.0 Å
+    trajectories: dict[int, list] = {}
+    for a in by_type["amorphous"]:
+        trajectories.setdefault(int(a.info["trajectory"]), []).append(a)
+    for tid, group in trajectories.items():
+        assert coordination_statistics(group)["mean"] <= 4.25, tid
+    assert coordination_statistics(by_type["amorphous"])["fractions"].get(4, 0.0) >= 0.8
     record = manifest["v4"]
     assert record["active_learning"]["rounds"] and record["kmesh_check"]["by_config_type"]
     assert sum(len(v) for v in by_type.values()) == record["n_frames"]
