@@ -104,7 +104,8 @@ LIQUID_QUENCHED = "liquid_quenched"
 
 
 def quench_product_type(coordination_3a: float) -> str:
-    """What a melt–quench produced, by its mean coordination within 3.0 Å: ``amorphous`` (≤ 4.25, mostly 4-fold),
+    """What an amorphous condition's MD produced (a melt–quench, or an anneal of the 4-fold glass), by the picks' mean
+    coordination within 3.0 Å: ``amorphous`` (≤ 4.25, mostly 4-fold),
     ``amorphous_overcoordinated`` (≤ 5.0) or ``liquid_quenched`` (a liquid-like glass)."""
     if coordination_3a <= 4.25:
         return "amorphous"
