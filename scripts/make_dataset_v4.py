@@ -619,6 +619,7 @@ def run_round(n: int, picks_per_condition: int, md_ps: float, epochs: int | None
     rounds_path = V4_DIR / ROUNDS_FILE
     rounds = json.loads(rounds_path.read_text()) if rounds_path.exists() else []
     earlier = next((r for r in rounds if r["round"] == n), {})
+    record["started_utc"] = earlier.get("started_utc", record["started_utc"])  # a resumed round keeps its start
     for c, condition in enumerate(AL_CONDITIONS):
         tid = 1100 + 10 * n + c
         done = sorted((V4_DIR / "candidates").glob(f"traj{tid}_*.extxyz"))
