@@ -318,12 +318,15 @@ def _lecture_format_sets() -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
             "Tersoff MD (64 atoms, 11 lecture ACSF)": (t_desc, t_label, ridge_split(len(t_label)))}
 
 
-CRYSTALLINE = "all crystalline (md, strain, eos)"
+CRYSTALLINE = "all crystalline (md, strain, eos, crystal64)"
 
 
 def _coarse(groups: list[str]) -> list[str]:
-    """config_type → "disordered" or the crystalline group (frames near the diamond structure)."""
-    return ["disordered" if g == "disordered" else CRYSTALLINE for g in groups]
+    """config_type → the crystalline group (helpers.data.CRYSTALLINE_TYPES: frames near the diamond structure) or
+    the config_type itself."""
+    from helpers.data import structure_group
+
+    return [CRYSTALLINE if structure_group(g) == "crystalline" else g for g in groups]
 
 
 def _crystalline(metrics: dict) -> dict:

@@ -116,6 +116,16 @@ def kmesh_summary(rows: list[dict]) -> dict[str, Any]:
     return out
 
 
+def _rounds_with_dft_time(rounds_path: Path, frames: list) -> list[dict[str, Any]]:
+    """The rounds of ``rounds.json``, each with how many of its picks are labelled and their DFT time (CPU-hours)."""
+    rounds = json.loads(rounds_path.read_text(encoding="utf-8")) if rounds_path.exists() else []
+    for r in rounds:
+        mine = [a.info["dft_wall_time_s"] for a in frames if a.info.get("v4_role") == f"round{r['round']}"]
+        r["picks_labelled"] = len(mine)
+        r["picks_dft_cpu_hours"] = float(np.sum(mine)) / 3600
+    return rounds
+
+
 def v4_record(v4, frames: list, split: dict[str, list[int]]) -> dict[str, Any]:
     """The manifest's ``v4`` entry."""
     ref = {m: json.loads(v4.label_path(v4.reference_job(m)).read_text()) for m in (v4.PRODUCTION_KPTS, v4.CHECK_KPTS)}
@@ -143,7 +153,7 @@ def v4_record(v4, frames: list, split: dict[str, list[int]]) -> dict[str, Any]:
         "active_learning": {"conditions": [{"config_type": c, "temperature_k": t, "density_g_cm3": d}
                                            for c, t, d in v4.AL_CONDITIONS],
                             "quench_pick_below_k": v4.QUENCH_PICK_BELOW_K,
-                            "rounds": json.loads(rounds_path.read_text()) if rounds_path.exists() else []},
+                            "rounds": _rounds_with_dft_time(rounds_path, frames)},
         "wall_time_s": {"labelling_sum_over_frames": float(np.sum(label_s)),
                         "per_frame_median": float(np.median(label_s)),
                         "kmesh_check_and_references": float(np.sum(check_s))},

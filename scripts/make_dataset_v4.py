@@ -327,7 +327,8 @@ def reference_job(mesh: int) -> Job:
 
 def planned_jobs(plan: tuple[Trajectory64, ...]) -> list[Job]:
     """Every job in priority order: energy zero, k-mesh check (two liquids, one amorphous), test frames, round 0,
-    then any later round's picks."""
+    any later round's picks, then the k-mesh check of the other types (4-fold amorphous, vacancy, crystal64: the
+    label noise per type; last, so that it runs while the loop has nothing to label)."""
     test = [t for t in plan if t.split == "test"]
     first_liquid = next(t for t in test if t.config_type == "liquid")
     first_amorphous = next(t for t in test if "amorphous" in t.config_type)  # 1001: checked before it was renamed
@@ -349,6 +350,11 @@ def planned_jobs(plan: tuple[Trajectory64, ...]) -> list[Job]:
 
         for k, _ in enumerate(read(path, ":")):
             jobs.append(Job(f"{path.stem}_f{k:02d}.json", path.name, k, PRODUCTION_KPTS))
+    checked = {"liquid", first_amorphous.config_type}
+    for ctype in ("amorphous", "vacancy", "crystal64"):
+        first = next((t for t in test if t.config_type == ctype), None)
+        if first is not None and ctype not in checked:
+            jobs.append(frame_job(first, 0, CHECK_KPTS))
     seen, unique = set(), []
     for j in jobs:
         if j.out not in seen:

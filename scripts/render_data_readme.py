@@ -65,6 +65,14 @@ well it learned that surface, and its closeness to converged PBE is limited by t
     return text
 
 
+def _md_spread(md: list[dict]) -> str:
+    """Energy spread of a round's committee MD, averaged over its conditions, and the largest (meV/atom)."""
+    known = [c["spread_mev_per_atom"] for c in md if (c.get("spread_mev_per_atom") or {}).get("mean") is not None]
+    if not known:
+        return "—"
+    return f"{sum(c['mean'] for c in known) / len(known):.2f} / {max(c['max'] for c in known):.2f}"
+
+
 def v4_section(m: dict) -> str:
     """The 64-atom part of dataset version ≥ 4 (manifest ``v4``) as Markdown; empty for earlier versions."""
     v = m.get("v4")
@@ -86,13 +94,14 @@ def v4_section(m: dict) -> str:
         for t, c in v["kmesh_check"]["by_config_type"].items())
     rounds = v["active_learning"]["rounds"]
     al_rows = "\n".join(
-        f"| {r['round']} | {' / '.join(str(x) for x in r['n_train_frames'].values())} | "
-        f"{sum(len(md['picked_spreads_mev_per_atom']) for md in r['md'])} | "
+        f"| {r['round']} | {' / '.join(str(x) for x in r['n_train_frames'].values())} | {_md_spread(r['md'])} | "
+        f"{sum(len(md['picked_spreads_mev_per_atom']) for md in r['md'])} "
+        f"({r.get('picks_labelled', 0)} labelled, {r.get('picks_dft_cpu_hours', 0.0):.1f} CPU-h) | "
         + ", ".join(f"{t} {e['energy_rmse_mev_per_atom']:.1f} / {e['force_rmse_mev_per_a']:.0f}"
                     for t, e in r["test_errors_64_atom"].items()) + " |" for r in rounds)
-    al_table = ("| round | training frames (8 / 64 atoms) | frames picked | test errors before the picks, per type: "
-                "energy (meV/atom) / forces (meV/Å) |\n|---|---|---|---|\n" + al_rows) if rounds else \
-        "No active-learning round is recorded yet."
+    al_table = ("| round | training frames (8 / 64 atoms) | committee-MD spread, mean / largest (meV/atom) | frames "
+                "picked (DFT) | test errors before the picks, per type: energy (meV/atom) / forces (meV/Å) |\n"
+                "|---|---|---|---|---|\n" + al_rows) if rounds else "No active-learning round is recorded yet."
     def temperature(t: float | list) -> str:
         return (f"{t[0]:.0f} → {t[1]:.0f} K quench" if isinstance(t, list) else f"{t:.0f} K")
 
@@ -223,7 +232,7 @@ frame has a median of {fmax['median']:.2f} eV/Å and reaches {fmax["max"]:.2f} e
 8-atom cubic diamond cells (a = 5.47 Å), sampled with ASE's Tersoff potential (Tersoff, PRB 37, 6991 (1988)),
 seed 0. Each *trajectory* is an independent run; its frames are correlated and always stay in the same split.
 The plan has {m['sampling']['n_frames_planned']} frames in a stratified order (any prefix keeps the proportions);
-the first {m['n_frames']} are labelled and shipped.
+the first {n8} are labelled and shipped.
 
 | `config_type` | what | frames |
 |---|---|---|

@@ -65,6 +65,10 @@ def test_job_order_puts_energy_zero_and_kmesh_check_first(v4):
     assert len({j.out for j in jobs}) == len(jobs)
     first_round0 = next(i for i, j in enumerate(jobs) if "traj101" in j.out and j.mesh == 2)
     assert all("traj100" in j.out or "reference" in j.out for j in jobs[:first_round0])
+    # the k-mesh check of the other types comes last, one test frame of each type not checked first
+    checked = {j.out.split("_f")[0].split("_", 1)[1] for j in jobs if j.mesh == v4.CHECK_KPTS and "traj" in j.out}
+    assert checked >= {"liquid", "amorphous", "vacancy", "crystal64"}
+    assert [j.mesh for j in jobs[-3:]] == [v4.CHECK_KPTS] * 3
 
 
 def test_a_melt_quench_is_named_by_the_coordination_it_reached(v4):
