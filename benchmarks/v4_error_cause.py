@@ -61,9 +61,7 @@ def one_run(frames: list, split: dict, fraction: float, seed: int, epochs: int |
 
 
 def table(runs: list[dict]) -> str:
-    def ms(values: list[float], f: str) -> str:
-        v = np.asarray(values)
-        return f"{v.mean():{f}} ± {v.std(ddof=1):{f}}" if len(v) > 1 else f"{v.mean():{f}}"
+    from v4_targets import mean_sd as ms
 
     fractions = sorted({r["fraction"] for r in runs})
     groups = sorted({g for r in runs for g in r["test"]})

@@ -91,12 +91,15 @@ def _settings(model):
     return settings_from_dict(model.descriptor)
 
 
+def mean_sd(values: list[float], f: str = ".1f") -> str:
+    """"mean ± sd" (ddof 1) over seeds, or the single value."""
+    v = np.asarray(values)
+    return f"{v.mean():{f}} ± {v.std(ddof=1):{f}}" if len(v) > 1 else f"{v.mean():{f}}"
+
+
 def table(runs: list[dict]) -> str:
     """Markdown: mean ± sd over seeds per group, with the target and a verdict."""
-    def ms(values: list[float], f: str = ".1f") -> str:
-        v = np.asarray(values)
-        return f"{v.mean():{f}} ± {v.std(ddof=1):{f}}" if len(v) > 1 else f"{v.mean():{f}}"
-
+    ms = mean_sd
     lines = ["| group | test frames | energy RMSE (meV/atom) | target | force RMSE (meV/Å) | target | met |",
              "|---|---|---|---|---|---|---|"]
     for name in sorted({g for r in runs for g in r["by_group"]}):
