@@ -7,6 +7,7 @@
 #                        benchmarks/notebook_timings.md; notebooks are not modified
 #
 # Variables: PYTHON (interpreter for the venv, >= 3.10), PORT (JupyterLab, default 8888), MODE (workshop-check),
+# JOBS (notebooks and workshop-check: notebooks run side by side, one per free core; default 1),
 # TORCH_INDEX_URL (install torch from this index first, e.g. https://download.pytorch.org/whl/cpu).
 
 SHELL := /bin/bash
@@ -15,6 +16,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8888
 MODE ?= quick
+JOBS ?= 1
 LAB_ARGS ?=
 TORCH_INDEX_URL ?=
 PIP := $(BIN)/python -m pip
@@ -103,10 +105,10 @@ nbval: setup
 
 notebooks: setup
 	$(BIN)/python scripts/sync_notebooks.py
-	$(BIN)/python scripts/run_notebooks.py --mode full --inplace
+	$(BIN)/python scripts/run_notebooks.py --mode full --inplace --jobs $(JOBS)
 
 workshop-check: setup
-	$(BIN)/python scripts/run_notebooks.py --mode $(MODE)
+	$(BIN)/python scripts/run_notebooks.py --mode $(MODE) --jobs $(JOBS)
 
 sync-notebooks: setup
 	$(BIN)/python scripts/sync_notebooks.py

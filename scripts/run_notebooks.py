@@ -7,11 +7,14 @@ Usage (from the repository root; `make workshop-check` and `make notebooks` call
     python scripts/run_notebooks.py --mode full           # full mode: what learners get by default
     python scripts/run_notebooks.py --mode full --inplace # full mode, outputs written back (the committed notebooks)
     python scripts/run_notebooks.py notebooks/03_x.ipynb  # only these notebooks
+    python scripts/run_notebooks.py --mode full --jobs 2  # two notebooks at a time (one per core)
 
 Prints a timing table and stores it in ``benchmarks/notebook_timings.md`` (one section per mode; a run updates the
 rows of the notebooks it ran and keeps the others). Without ``--inplace`` the notebook files are not touched. A
 notebook that raises is reported with the failing cell and makes the exit status 1; with ``--inplace`` its file is
-left as it was.
+left as it was. With ``--jobs N`` N notebooks run side by side, each in its own kernel; the notebooks use one torch
+thread each, so on a machine with N free cores their timings stay those of a notebook run alone (the timings file
+records the number of jobs).
 """
 
 from __future__ import annotations
@@ -207,7 +210,8 @@ def write_markdown(path: Path, results: list[Result], machine: dict[str, str], e
             f"## {mode.capitalize()} mode",
             "",
             f"Machine: {info['cpu']}, {info['cores']} cores, {info['os']}; Python {info['python']}, torch "
-            f"{info['torch']}; load average at start {info['load_1_5_15_min_at_start']} (1/5/15 min).",
+            f"{info['torch']}; load average at start {info['load_1_5_15_min_at_start']} (1/5/15 min)"
+            + (f"; {info['jobs']} notebooks at a time." if int(info.get("jobs", 1)) > 1 else "."),
             "",
             format_table(list(data[mode]["notebooks"].values())),
             "",
@@ -223,6 +227,27 @@ def write_markdown(path: Path, results: list[Result], machine: dict[str, str], e
     path.write_text("\n".join(parts), encoding="utf-8")
 
 
+def _run_all(paths: list[Path], args: argparse.Namespace) -> list[Result]:
+    """Run ``paths`` one after the other, or ``args.jobs`` at a time in worker processes; results in input order."""
+    kwargs = {"mode": args.mode, "timeout": args.timeout, "inplace": args.inplace}
+    if args.jobs == 1:
+        results = []
+        for path in paths:
+            print(f"  {path.name} ...", end=" ", flush=True)
+            results.append(run_notebook(path, **kwargs))
+            print(f"{results[-1].seconds:.0f} s  {results[-1].status}", flush=True)
+        return results
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(run_notebook, path, **kwargs): path for path in paths}
+        done = {}
+        for fut in as_completed(futures):
+            done[futures[fut]] = result = fut.result()
+            print(f"  {result.notebook}: {result.seconds:.0f} s  {result.status}", flush=True)
+    return [done[p] for p in paths]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: notebooks/*.ipynb)")
@@ -231,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default 1800)")
     parser.add_argument("--markdown", type=Path, default=DEFAULT_MARKDOWN, help="timings file to update")
     parser.add_argument("--no-markdown", action="store_true", help="only print the table")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="notebooks run side by side (default 1; at most one per free core)")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO_ROOT))
@@ -255,12 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_description()
     print(f"Running {len(paths)} notebook(s) in {args.mode} mode on {machine['cpu']} ({machine['cores']} cores), "
           f"load {machine['load_1_5_15_min_at_start']}" + (" — writing outputs in place" if args.inplace else ""))
-    results = []
-    for path in paths:
-        print(f"  {path.name} ...", end=" ", flush=True)
-        result = run_notebook(path, mode=args.mode, timeout=args.timeout, inplace=args.inplace)
-        print(f"{result.seconds:.0f} s  {result.status}", flush=True)
-        results.append(result)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be 1 or more, got {args.jobs}")
+    machine["jobs"] = str(args.jobs)
+    results = _run_all(paths, args)
 
     print()
     print(f"Timings ({args.mode} mode):")

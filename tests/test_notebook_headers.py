@@ -232,6 +232,22 @@ def test_run_notebooks_times_and_reports(tmp_path, monkeypatch):
     assert "## Quick mode" in text and "## Full mode" in text
 
 
+def test_run_notebooks_runs_side_by_side(tmp_path, monkeypatch):
+    """--jobs 2: both notebooks run (in worker processes), the results keep the input order, the file says so."""
+    runner = _load_runner()
+    paths = []
+    for name, value in (("31_b.ipynb", 2), ("30_a.ipynb", 1)):
+        paths.append(tmp_path / name)
+        _make_notebook(paths[-1], [nbformat.v4.new_code_cell(f"print({value})")])
+    timings = tmp_path / "timings.md"
+    monkeypatch.delenv("HDNNP_QUICK", raising=False)
+    assert runner.main([*map(str, paths), "--mode", "quick", "--markdown", str(timings), "--jobs", "2"]) == 0
+    text = timings.read_text(encoding="utf-8")
+    assert "| 31_b.ipynb | ok |" in text and "| 30_a.ipynb | ok |" in text and "2 notebooks at a time" in text
+    with pytest.raises(SystemExit):
+        runner.main([str(paths[0]), "--jobs", "0", "--no-markdown"])
+
+
 def test_run_notebooks_refuses_quick_inplace(tmp_path):
     runner = _load_runner()
     with pytest.raises(SystemExit):
