@@ -328,6 +328,20 @@ def _numpy(x: Any, dtype=np.float64) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------------
 # dscribe wrappers
 # ----------------------------------------------------------------------------------------------------------------------
+def _for_dscribe(atoms: Atoms, r_cut: float) -> Atoms:
+    """What dscribe is given: :func:`_with_vacuum_vectors`, and atoms outside the cell wrapped back into it along the
+    periodic directions (a copy). dscribe 2.1 gives wrong descriptors for atoms a cell length or more outside the
+    cell, as unwrapped MD positions are (measured: one ACSF feature off by 10 on a 64-atom liquid frame)."""
+    out = _with_vacuum_vectors(atoms, r_cut)
+    pbc = np.asarray(out.pbc, dtype=bool)
+    if pbc.any() and len(out):
+        scaled = out.get_scaled_positions(wrap=False)[:, pbc]
+        if ((scaled < 0) | (scaled >= 1)).any():
+            out = out.copy() if out is atoms else out
+            out.wrap()
+    return out
+
+
 def compute_acsf(
     frames: Atoms | Iterable[Atoms], settings: ACSFSettings = TUNED_ACSF, n_jobs: int = 1
 ) -> list[np.ndarray]:
@@ -339,7 +353,7 @@ def compute_acsf(
     if not frames:
         return []
     acsf = settings.to_dscribe(periodic=True)  # dscribe ignores periodicity for frames without pbc
-    out = acsf.create([_with_vacuum_vectors(a, settings.r_cut) for a in frames], n_jobs=n_jobs)
+    out = acsf.create([_for_dscribe(a, settings.r_cut) for a in frames], n_jobs=n_jobs)
     if len(frames) == 1:
         return [np.asarray(out, dtype=np.float64)]
     if isinstance(out, np.ndarray) and out.ndim == 3:
@@ -408,7 +422,7 @@ def compute_soap(
         idx = [k for k, a in enumerate(frames) if bool(np.any(a.pbc)) == periodic]
         if not idx:
             continue
-        out = soap[periodic].create([_with_vacuum_vectors(frames[k], r_cut) for k in idx], n_jobs=n_jobs)
+        out = soap[periodic].create([_for_dscribe(frames[k], r_cut) for k in idx], n_jobs=n_jobs)
         if len(idx) == 1:
             out = [out]
         for k, x in zip(idx, out):

@@ -484,3 +484,25 @@ def test_training_presets_have_full_column_rank_on_the_shipped_frames(real_data_
     block = g[:, columns] / np.linalg.norm(g[:, columns], axis=0)
     singular = np.linalg.svd(block, compute_uv=False)
     assert singular.min() / singular.max() > 1e-9, f"{name}: numerically rank deficient ({singular[-3:]})"
+
+
+def test_dscribe_wrappers_wrap_unwrapped_positions():
+    """MD leaves atoms outside the cell (up to two cell lengths in the v4 liquid frames); dscribe 2.1 gets those
+    wrong, so compute_acsf / compute_soap wrap a copy first: same numbers as the wrapped frame and as TorchACSF."""
+    from helpers.descriptors import compute_soap
+
+    atoms = bulk("Si", "diamond", a=5.47, cubic=True).repeat(2)
+    atoms.rattle(0.1, seed=3)
+    moved = atoms.copy()
+    moved.positions[::3] += 2 * atoms.cell[0] - atoms.cell[2]   # the same structure, atoms outside the cell
+    moved.positions[1::5] -= atoms.cell[1]
+    before = moved.positions.copy()
+    g_moved, g_ref = compute_acsf([moved, atoms], TUNED_ACSF)
+    np.testing.assert_allclose(g_moved, g_ref, rtol=0, atol=1e-10)
+    with torch.no_grad():
+        g_torch = TorchACSF(TUNED_ACSF)(torch.tensor(moved.positions), moved.numbers, torch.tensor(moved.cell[:]),
+                                        moved.pbc).numpy()
+    np.testing.assert_allclose(g_moved, g_torch, rtol=0, atol=1e-8)
+    s_moved, s_ref = compute_soap([moved, atoms], species=("Si",), r_cut=5.0, n_max=3, l_max=2, sigma=0.5)
+    np.testing.assert_allclose(s_moved, s_ref, rtol=0, atol=1e-8)
+    assert np.array_equal(moved.positions, before)  # the caller's frame is not wrapped
