@@ -42,14 +42,14 @@ cutoff) and compared the labels of dataset version {measured_on} with it, energi
 |---|---|---|---|---|---|
 {rows}
 """
-    if dis and crystalline and newer and "disordered" in relabelled:
+    if dis and crystalline and newer and {"disordered", "hot_crystal8"} & set(relabelled):
         e_cry = max(v["energy_error_rms_mev_per_atom"] for v in crystalline.values())
         f_cry = max(v["force_error_rms_mev_per_a"] for v in crystalline.values())
         text += f"""
 The crystalline labels (unchanged since) are within {e_cry:.1f} meV/atom and {f_cry:.0f} meV/Å RMS of the 6×6×6 ones. The
 disordered labels of version {measured_on} were off by {dis['energy_error_rms_mev_per_atom']:.0f} meV/atom (RMS; up to {dis['energy_error_max_abs_mev_per_atom']:.0f} meV/atom, similar within a
-trajectory) and {dis['force_error_rms_mev_per_a']:.0f} meV/Å: that is why version {m['dataset_version']} relabelled every disordered frame with the 6×6×6
-mesh. How far 6×6×6 itself is from converged is the convergence check's disordered row above.
+trajectory) and {dis['force_error_rms_mev_per_a']:.0f} meV/Å: that is why version {measured_on + 1} relabelled every disordered frame (`hot_crystal8` since version 4) with
+the 6×6×6 mesh. How far 6×6×6 itself is from converged is the convergence check's disordered row above.
 """
     elif dis and crystalline:
         e_cry = max(v["energy_error_rms_mev_per_atom"] for v in crystalline.values())
