@@ -35,14 +35,16 @@ TARGETS = {"crystalline": (1.5, 40.0), "liquid": (5.0, 150.0), "amorphous": (5.0
 VACANCY_TARGET_EV = 0.1
 
 
-def group_errors(frames: list, pred_energy: np.ndarray, pred_forces: np.ndarray) -> dict[str, dict[str, float]]:
-    """Energy RMSE (meV/atom) and force RMSE (meV/Å, components) per group of test frames."""
+def group_errors(frames: list, pred_energy: np.ndarray, pred_forces: np.ndarray,
+                 by_config_type: bool = False) -> dict[str, dict[str, float]]:
+    """Energy RMSE (meV/atom) and force RMSE (meV/Å, components) per structure group of test frames (or per
+    ``config_type`` with ``by_config_type``)."""
     from helpers.data import structure_group
 
     groups: dict[str, list[int]] = {}
     for k, a in enumerate(frames):
         ctype = a.info["config_type"]
-        groups.setdefault(structure_group(ctype), []).append(k)
+        groups.setdefault(ctype if by_config_type else structure_group(ctype), []).append(k)
     starts = np.concatenate([[0], np.cumsum([len(a) for a in frames])])
     out = {}
     for name, idx in sorted(groups.items()):
