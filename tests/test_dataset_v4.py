@@ -200,3 +200,19 @@ def test_finalize_keeps_the_8_atom_part_and_adds_the_64_atom_frames(v4, tmp_path
     text = readme.render(load_manifest(out))
     assert "## 64-atom cells (since version 4)" in text and "`hot_crystal8`" in text
     assert f"{n8} periodic 8-atom Si cells and {n64} 64-atom cells" in text
+
+
+def test_label_noise_paragraph_names_the_relabelling_after_the_rename():
+    """The label-noise paragraph of data/README.md says which version relabelled the hot 8-atom cells, also once
+    they are called hot_crystal8 (v4) instead of disordered (v3): without that it fell back to the v2 wording, "better
+    labels need a denser k-mesh", although they have one."""
+    readme = load_script("render_data_readme")
+    row = {"frames": 18, "energy_error_rms_mev_per_atom": 16.0, "energy_error_mean_mev_per_atom": 15.0,
+           "energy_error_scatter_mev_per_atom": 5.0, "energy_error_max_abs_mev_per_atom": 45.0,
+           "force_error_rms_mev_per_a": 101.0, "force_error_max_mev_per_a": 400.0}
+    noise = {"dataset_version": 2, "by_config_type": {"disordered": row, "md": {**row, "frames": 41}}}
+    for name, version in (("disordered", 3), ("hot_crystal8", 4)):
+        manifest = {"dataset_version": version, "dft": {"kpts_by_config_type": {name: [6, 6, 6]}}}
+        text = readme.label_noise_section(noise, manifest)
+        assert "that is why version 3 relabelled every disordered frame" in text, name
+        assert "Better labels for the disordered cells need" not in text, name
