@@ -368,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     split = load_split()
     # desc.npy / label.npy hold the 8-atom frames, which come first (dataset v4 adds 64-atom frames after them): the
     # lecture-format rows use those frames of the split, the force rows below all frames
-    lecture_split = {k: idx[idx < len(label)] for k, idx in split.items()}
+    from helpers import data as hdata
+
+    lecture_split = hdata.lecture_split(split, len(label))
     arrays = dataset_from_arrays(desc, label)
     tr, va, te = (arrays.subset(lecture_split[k]) for k in ("train", "validation", "test"))
     rows = []

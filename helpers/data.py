@@ -678,6 +678,13 @@ def load_split(data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarra
     return result
 
 
+def lecture_split(split: dict[str, np.ndarray], n_lecture_frames: int) -> dict[str, np.ndarray]:
+    """The split restricted to the frames of ``desc.npy`` / ``label.npy`` (``n_lecture_frames = len(label)``): the
+    8-atom frames, which come first in the extxyz; dataset v4 adds 64-atom frames after them that the lecture arrays
+    (one atom count per array) do not hold."""
+    return {name: np.asarray(idx)[np.asarray(idx) < n_lecture_frames] for name, idx in split.items()}
+
+
 def random_split(
     n_frames: int,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
