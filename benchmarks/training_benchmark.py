@@ -38,7 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from helpers.data import find_data_dir, load_dataset, load_lecture_arrays, load_manifest, load_split  # noqa: E402
+from helpers.data import (find_data_dir, load_dataset, load_lecture_arrays, load_manifest, load_split,  # noqa: E402
+                          split_of_lecture_arrays)
 from helpers.cli import (BASELINE_DEFAULTS, COMMITTEE_DEFAULTS, DEFAULT_HIDDEN, ENERGY_ONLY_DEFAULTS,  # noqa: E402
                          FORCE_DEFAULTS)
 from helpers.descriptors import ACSFSettings  # noqa: E402
@@ -368,9 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     split = load_split()
     # desc.npy / label.npy hold the 8-atom frames, which come first (dataset v4 adds 64-atom frames after them): the
     # lecture-format rows use those frames of the split, the force rows below all frames
-    from helpers import data as hdata
-
-    lecture_split = hdata.lecture_split(split, len(label))
+    lecture_split = split_of_lecture_arrays(split, len(label))
     arrays = dataset_from_arrays(desc, label)
     tr, va, te = (arrays.subset(lecture_split[k]) for k in ("train", "validation", "test"))
     rows = []

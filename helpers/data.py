@@ -678,7 +678,7 @@ def load_split(data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarra
     return result
 
 
-def lecture_split(split: dict[str, np.ndarray], n_lecture_frames: int) -> dict[str, np.ndarray]:
+def split_of_lecture_arrays(split: dict[str, np.ndarray], n_lecture_frames: int) -> dict[str, np.ndarray]:
     """The split restricted to the frames of ``desc.npy`` / ``label.npy`` (``n_lecture_frames = len(label)``): the
     8-atom frames, which come first in the extxyz; dataset v4 adds 64-atom frames after them that the lecture arrays
     (one atom count per array) do not hold."""

@@ -504,11 +504,11 @@ def test_structure_group_gathers_the_crystal_and_keeps_the_rest():
     assert list(data.structure_groups(frames)) == ["crystalline", "unknown"]
 
 
-def test_lecture_split_keeps_only_the_frames_of_the_lecture_arrays():
+def test_split_of_lecture_arrays_keeps_only_the_frames_of_the_lecture_arrays():
     """Dataset v4 puts 64-atom frames after the 8-atom ones; desc.npy holds the 8-atom ones only, so its split must
     drop the later indices (indexing desc.npy with the full split raised IndexError)."""
-    from helpers.data import lecture_split
+    from helpers.data import split_of_lecture_arrays
 
     split = {"train": np.array([0, 3, 805, 900]), "validation": np.array([1, 810]), "test": np.array([2])}
-    out = lecture_split(split, 805)
+    out = split_of_lecture_arrays(split, 805)
     assert {k: v.tolist() for k, v in out.items()} == {"train": [0, 3], "validation": [1], "test": [2]}

@@ -188,13 +188,13 @@ def test_training_atoms_recomputed_in_float64_are_not_flagged():
     """Issue 16: the range was fitted on float32 descriptors (data/desc.npy) and checked on the calculator's float64
     ones with tolerance 0, so 27 of the 5088 training atoms were flagged. Now 0."""
     from conftest import REAL_DATA_DIR
-    from helpers.data import lecture_split, load_dataset, load_lecture_arrays, load_split
+    from helpers.data import load_dataset, load_lecture_arrays, load_split, split_of_lecture_arrays
     from helpers.descriptors import TUNED_ACSF, TorchACSF
 
     if not (REAL_DATA_DIR / "manifest.json").is_file():
         pytest.skip("shipped data not present")
     desc, label = load_lecture_arrays(REAL_DATA_DIR)
-    train_idx = lecture_split(load_split(REAL_DATA_DIR), len(label))["train"]
+    train_idx = split_of_lecture_arrays(load_split(REAL_DATA_DIR), len(label))["train"]
     frames = load_dataset(REAL_DATA_DIR)
     g32 = desc[train_idx].reshape(-1, desc.shape[2])
     model = HDNNP(["Si"], desc.shape[2], descriptor=TUNED_ACSF.to_dict())

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import REAL_DATA_DIR
-from helpers.data import lecture_split, load_lecture_arrays, load_split
+from helpers.data import load_lecture_arrays, load_split, split_of_lecture_arrays
 from helpers.model import WHITENING_EIGENVALUE_FLOOR, HDNNP
 from helpers.training import TrainConfig, build_model, dataset_from_arrays, train
 
@@ -19,7 +19,7 @@ def shipped():
     if not (REAL_DATA_DIR / "manifest.json").is_file():
         pytest.skip("shipped data not present (data/manifest.json is missing)")
     desc, label = load_lecture_arrays(REAL_DATA_DIR)
-    split = lecture_split(load_split(REAL_DATA_DIR), len(label))  # the 8-atom frames of desc.npy
+    split = split_of_lecture_arrays(load_split(REAL_DATA_DIR), len(label))  # the 8-atom frames of desc.npy
     return dataset_from_arrays(desc, label), split
 
 
